@@ -1,0 +1,3 @@
+from forgeai_ls.server.main import main
+
+main()

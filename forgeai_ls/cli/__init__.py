@@ -1,0 +1,1 @@
+"""The ``forgeai`` command: parse, call the core, print."""

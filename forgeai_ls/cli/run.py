@@ -1,0 +1,122 @@
+"""``forgeai run``: one program, in the sandbox, output streamed live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgeai_ls.cli.report import exit_status, print_json, result_json, status_line
+from forgeai_ls.errors import SandboxUnavailableError, StdinSourceError, UsageError
+from forgeai_ls.plugins.catalog import LanguageCatalog, builtin_catalog
+from forgeai_ls.plugins.executor import LanguageExecutor
+from forgeai_ls.plugins.source import check_source_text, read_source_file
+from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    file: Path | None
+    language: str | None
+    code: str | None
+    stdin: str | None
+    timeout: float | None
+    memory_mb: int | None
+    network: bool
+    backend: str
+    as_json: bool
+
+
+def _read_stdin(option: str | None) -> bytes | None:
+    if option == "-":
+        return sys.stdin.buffer.read()
+    if option is not None:
+        path = Path(option)
+        try:
+            if path.is_dir():
+                raise StdinSourceError(f"--stdin {option} is a directory, not a file")
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise StdinSourceError(f"--stdin {option}: no such file") from None
+        except OSError as exc:
+            raise StdinSourceError(f"--stdin {option}: cannot be read ({exc.strerror})") from exc
+    # Piped or redirected input goes to the program; a terminal or /dev/null does not.
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISFIFO(mode) or stat.S_ISREG(mode):
+        return sys.stdin.buffer.read()
+    return None
+
+
+def _limits(executor: LanguageExecutor, options: RunOptions) -> ResourceLimits:
+    return executor.run_limits().with_overrides(
+        wall_timeout=options.timeout,
+        memory_bytes=options.memory_mb * MIB if options.memory_mb is not None else None,
+        network=options.network or None,
+    )
+
+
+def _select(options: RunOptions, catalog: LanguageCatalog) -> tuple[str, str | None, str]:
+    """(code, file name, language name) from the options."""
+    if options.code is not None:
+        if options.file is not None:
+            raise UsageError("give either a FILE or -c CODE, not both")
+        if options.language is None:
+            raise UsageError("-c CODE needs -l LANG to say which language it is")
+        code = check_source_text(options.code.encode(), "the -c code")
+        return code, None, catalog.by_name(options.language).spec.name
+    if options.file is None:
+        raise UsageError("nothing to run: give a FILE or -l LANG -c CODE")
+    entry = (catalog.by_name(options.language) if options.language
+             else catalog.for_file(options.file))
+    return read_source_file(options.file), options.file.name, entry.spec.name
+
+
+async def _run(executor: LanguageExecutor, code: str, file_name: str | None,
+               limits: ResourceLimits, stdin: bytes | None, as_json: bool,
+               ) -> tuple[int, dict[str, object] | None]:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    async for event in executor.stream(code, file_name=file_name, limits=limits, stdin=stdin):
+        if isinstance(event, OutputChunk) and not as_json:
+            target = out if event.stream == "stdout" else err
+            target.write(event.data)
+            target.flush()
+        elif isinstance(event, ExecutionFinished):
+            result = event.result
+            if as_json:
+                return exit_status(result), result_json(
+                    result, language=executor.spec.name, plugin=executor.plugin,
+                    backend=executor.backend.name)
+            line = status_line(result, limits)
+            if line:
+                err.write(f"{line}\n".encode())
+                err.flush()
+            return exit_status(result), None
+    raise RuntimeError("the sandbox ended without a result")
+
+
+def run_command(options: RunOptions) -> int:
+    if options.backend != "native":
+        raise SandboxUnavailableError(
+            f"backend '{options.backend}' is not available in this version",
+            hint="use --backend native (bubblewrap)",
+        )
+    catalog = builtin_catalog()
+    code, file_name, language = _select(options, catalog)
+    entry = catalog.by_name(language)
+    backend = NativeBackend()
+    backend.host()  # fail early, before reading stdin, when no sandbox can run here
+    executor = LanguageExecutor(entry.spec, entry.plugin, backend)
+    limits = _limits(executor, options)
+    stdin = _read_stdin(options.stdin)
+    status, document = asyncio.run(_run(executor, code, file_name, limits, stdin, options.as_json))
+    if document is not None:
+        print_json(document)
+    return status

@@ -1,0 +1,1 @@
+"""Language executors: how each language is compiled and run in the sandbox."""

@@ -1,0 +1,100 @@
+"""The seed's Executor for declaratively described languages, over a sandbox backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from forgeai_ls.plugins.language import LanguageSpec
+from forgeai_ls.plugins.source import read_source_file
+from forgeai_ls.sandbox import (
+    BUILD_DIR,
+    DEFAULT_COMPILE_LIMITS,
+    DEFAULT_RUN_LIMITS,
+    WORK_DIR,
+    ExecutionEvent,
+    ExecutionFinished,
+    ExecutionResult,
+    ResourceLimits,
+    SandboxRequest,
+    StepSpec,
+)
+
+MIB = 1024 * 1024
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    def stream(self, request: SandboxRequest) -> AsyncIterator[ExecutionEvent]: ...
+
+
+def _substitute(template: tuple[str, ...], values: dict[str, str]) -> tuple[str, ...]:
+    return tuple(part.format_map(values) for part in template)
+
+
+class LanguageExecutor:
+    """Compiles (when the language needs it) and runs code of one language in the sandbox."""
+
+    def __init__(self, spec: LanguageSpec, plugin: str, backend: SandboxBackend) -> None:
+        self.spec = spec
+        self.plugin = plugin
+        self.backend = backend
+
+    def supported_languages(self) -> list[str]:
+        return [self.spec.name]
+
+    def run_limits(self, overrides: ResourceLimits | None = None) -> ResourceLimits:
+        return overrides if overrides is not None else self.spec.run_limits.apply(DEFAULT_RUN_LIMITS)
+
+    def build_request(self, code: str, *, file_name: str | None = None,
+                      limits: ResourceLimits | None = None, stdin: bytes | None = None,
+                      ) -> SandboxRequest:
+        run_limits = self.run_limits(limits)
+        compile_limits = self.spec.compile_limits.apply(DEFAULT_COMPILE_LIMITS)
+        source_name = self.spec.source_name_for(code, file_name)
+        values = {
+            "source": f"{WORK_DIR}/{source_name}",
+            "stem": PurePosixPath(source_name).stem,
+            "work": WORK_DIR,
+            "build": BUILD_DIR,
+        }
+
+        def step(template: tuple[str, ...], limits: ResourceLimits) -> StepSpec:
+            sized = {**values, "memory_bytes": str(limits.memory_bytes),
+                     "memory_mb": str(limits.memory_bytes // MIB)}
+            return StepSpec(argv=_substitute(template, sized), limits=limits, env=self.spec.env)
+
+        return SandboxRequest(
+            files={source_name: code.encode()},
+            compile=step(self.spec.compile, compile_limits) if self.spec.compile else None,
+            run=step(self.spec.run, run_limits),
+            stdin=stdin,
+        )
+
+    def stream(self, code: str, *, file_name: str | None = None,
+               limits: ResourceLimits | None = None, stdin: bytes | None = None,
+               ) -> AsyncIterator[ExecutionEvent]:
+        """Events of one execution: output as produced, the result last."""
+        request = self.build_request(code, file_name=file_name, limits=limits, stdin=stdin)
+        return self.backend.stream(request)
+
+    async def execute(self, language: str, code: str, *, limits: ResourceLimits | None = None,
+                      stdin: bytes | None = None) -> ExecutionResult:
+        """Run a snippet of ``language`` (the seed's Execute)."""
+        del language  # one executor serves one language here
+        return await _result_of(self.stream(code, limits=limits, stdin=stdin))
+
+    async def execute_file(self, path: Path, *, limits: ResourceLimits | None = None,
+                           stdin: bytes | None = None) -> ExecutionResult:
+        """Run the file at ``path``, keeping its name (the seed's ExecuteFile)."""
+        code = read_source_file(path)
+        return await _result_of(self.stream(code, file_name=path.name, limits=limits, stdin=stdin))
+
+
+async def _result_of(events: AsyncIterator[ExecutionEvent]) -> ExecutionResult:
+    async for event in events:
+        if isinstance(event, ExecutionFinished):
+            return event.result
+    raise RuntimeError("the sandbox ended without a result")

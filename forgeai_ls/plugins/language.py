@@ -1,0 +1,79 @@
+"""The declarative description of how one language is compiled and run.
+
+This is the per-language section plugin manifests declare; the sandbox layer only sees the
+``SandboxRequest`` built from it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from forgeai_ls.sandbox.limits import ResourceLimits
+
+PLACEHOLDERS = ("source", "stem", "work", "build", "memory_bytes", "memory_mb")
+"""``{name}`` placeholders usable in commands: the source file path in the sandbox, its name
+without extension, the work and build directories, and the run's memory limit."""
+
+
+class LimitOverrides(BaseModel):
+    """Per-language changes to the default limits (only the fields given)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    wall_timeout: float | None = None
+    cpu_time: float | None = None
+    memory_bytes: int | None = None
+    processes: int | None = None
+    output_bytes: int | None = None
+    file_size_bytes: int | None = None
+    disk_bytes: int | None = None
+    open_files: int | None = None
+
+    def apply(self, limits: ResourceLimits) -> ResourceLimits:
+        return limits.with_overrides(**self.model_dump())
+
+
+class LanguageSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9+#_-]*$")
+    display_name: str
+    aliases: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = Field(min_length=1)
+    source_file: str
+    """File name of a snippet's source in the work dir (a run file keeps its own name)."""
+    main_name_pattern: str | None = None
+    """Regex whose first group names the source file's stem (Java's public class)."""
+    compile: tuple[str, ...] | None = None
+    run: tuple[str, ...] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    compile_limits: LimitOverrides = LimitOverrides()
+    run_limits: LimitOverrides = LimitOverrides()
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted(cls, extensions: tuple[str, ...]) -> tuple[str, ...]:
+        for extension in extensions:
+            if not re.fullmatch(r"\.[A-Za-z0-9+_-]+", extension):
+                raise ValueError(f"extension {extension!r} must look like '.py'")
+        return extensions
+
+    @field_validator("main_name_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            re.compile(pattern)
+        return pattern
+
+    def source_name_for(self, code: str, file_name: str | None) -> str:
+        """The name the source gets in the work dir."""
+        if file_name is not None:
+            return PurePosixPath(file_name).name
+        if self.main_name_pattern:
+            match = re.search(self.main_name_pattern, code, re.MULTILINE)
+            if match:
+                return f"{match.group(1)}{PurePosixPath(self.source_file).suffix}"
+        return self.source_file

@@ -1,0 +1,97 @@
+"""What this machine offers the native backend, detected once per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from forgeai_ls.errors import SandboxUnavailableError
+from forgeai_ls.sandbox import linux
+from forgeai_ls.sandbox.cgroups import CgroupManager, detect_cgroups
+from forgeai_ls.sandbox.seccomp import seccomp_program
+from forgeai_ls.sandbox.uidpool import UidPool
+
+log = logging.getLogger(__name__)
+
+BWRAP_HINT = (
+    "install bubblewrap: 'sudo apt-get install bubblewrap' (Debian/Ubuntu), "
+    "'sudo dnf install bubblewrap' (Fedora), 'sudo pacman -S bubblewrap' (Arch), "
+    "or point FORGEAI_BWRAP at a bwrap binary"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeHost:
+    bwrap: str
+    is_root: bool
+    cgroups: CgroupManager | None
+    uid_pool: UidPool | None
+    """Present when running as root: each execution switches to a leased unprivileged uid."""
+    runtime_dir: Path
+    """Holds per-execution build directories (traversable by the sandbox uid)."""
+    stage_dir: Path | None
+    """Root only: where toolchains unreadable by the sandbox uid are bind-mounted for bwrap."""
+    seccomp: bytes | None
+    subreaper: bool
+
+
+def _find_bwrap() -> str:
+    configured = os.environ.get("FORGEAI_BWRAP")
+    candidate = configured or shutil.which("bwrap")
+    if candidate is None or not os.access(candidate, os.X_OK):
+        where = f"FORGEAI_BWRAP={configured}" if configured else "PATH"
+        raise SandboxUnavailableError(
+            f"the native sandbox needs bubblewrap (bwrap), which was not found on {where}",
+            hint=BWRAP_HINT,
+        )
+    mode = os.stat(candidate).st_mode
+    if mode & stat.S_ISUID:
+        log.warning("bwrap at %s is setuid root; ForgeAI uses it unprivileged regardless",
+                    candidate)
+    return candidate
+
+
+def _private_dir(path: Path, mode: int) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    return path
+
+
+def _runtime_base(is_root: bool) -> Path:
+    if is_root:
+        return _private_dir(Path("/run/forgeai"), 0o711)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.access(xdg, os.W_OK):
+        return _private_dir(Path(xdg) / "forgeai", 0o700)
+    return _private_dir(Path(tempfile.gettempdir()) / f"forgeai-{os.getuid()}", 0o700)
+
+
+@cache
+def detect_native_host() -> NativeHost:
+    """Inspect the machine once; raises SandboxUnavailableError when no sandbox can run."""
+    bwrap = _find_bwrap()
+    is_root = os.geteuid() == 0
+    base = _runtime_base(is_root)
+    runtime_dir = _private_dir(base / "work", 0o711 if is_root else 0o700)
+    try:
+        linux.set_child_subreaper()
+        subreaper = True
+    except OSError as exc:
+        log.warning("cannot become a child subreaper (%s); sandbox CPU times unavailable", exc)
+        subreaper = False
+    return NativeHost(
+        bwrap=bwrap,
+        is_root=is_root,
+        cgroups=detect_cgroups(),
+        uid_pool=UidPool(base / "uids") if is_root else None,
+        runtime_dir=runtime_dir,
+        stage_dir=_private_dir(base / "stage", 0o755) if is_root else None,
+        seccomp=seccomp_program(),
+        subreaper=subreaper,
+    )

@@ -1,0 +1,54 @@
+"""What to run in a sandbox: files, an optional compile step, a run step, stdin."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from forgeai_ls.sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_RUN_LIMITS, ResourceLimits
+
+WORK_DIR = "/work"
+"""The program's writable, memory-backed working directory inside the sandbox."""
+BUILD_DIR = "/build"
+"""Where a compile step writes its output; read-only in the run step."""
+
+
+class StepSpec(BaseModel):
+    """One command run in a fresh sandbox."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    argv: tuple[str, ...] = Field(min_length=1)
+    """argv[0] is a command name looked up on the host PATH, or an absolute sandbox path."""
+    limits: ResourceLimits
+    env: Mapping[str, str] = Field(default_factory=dict)
+    """Variables on top of the sandbox's minimal environment (PATH, HOME, LANG, TMPDIR)."""
+
+
+class SandboxRequest(BaseModel):
+    """A complete execution: files placed in the work dir, optional compile step, run step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    files: Mapping[str, bytes]
+    """Relative file name -> content, written into the work dir before each step."""
+    run: StepSpec
+    compile: StepSpec | None = None
+    stdin: bytes | None = None
+    """The run step's standard input; ``None`` gives it an empty stdin."""
+
+    @field_validator("files")
+    @classmethod
+    def _names_stay_in_work_dir(cls, files: Mapping[str, bytes]) -> Mapping[str, bytes]:
+        for name in files:
+            path = PurePosixPath(name)
+            if not name or path.is_absolute() or ".." in path.parts or name.endswith("/"):
+                raise ValueError(f"file name {name!r} must be a relative path inside the work dir")
+        return files
+
+
+def default_step(argv: tuple[str, ...], *, compile_step: bool = False) -> StepSpec:
+    """A step with the default limits of its kind."""
+    return StepSpec(argv=argv, limits=DEFAULT_COMPILE_LIMITS if compile_step else DEFAULT_RUN_LIMITS)

@@ -1,0 +1,109 @@
+"""Find the real interpreter or compiler behind a command name, and what must be mounted for it.
+
+Version managers put proxies on PATH: pyenv's shims are shell scripts that pick a version at
+run time, rustup's ``rustc`` is the rustup binary itself. Neither works inside the sandbox (no
+manager state, no home directory), so a command is resolved on the host to the real executable,
+and the directory tree it lives in (its *toolchain root*) is mounted read-only at the same path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgeai_ls.errors import ToolchainNotFoundError
+
+SYSTEM_PREFIXES: tuple[str, ...] = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/lib32/")
+"""Trees mounted read-only in every sandbox; tools found here need no extra mount."""
+
+_MANAGER_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCommand:
+    name: str
+    executable: str
+    """Absolute real path of the executable (symlinks resolved)."""
+    toolchain_root: str | None
+    """A host directory to mount read-only at the same path, or ``None`` for system tools."""
+
+
+def _is_pyenv_shim(path: str) -> bool:
+    return Path(path).parent.name == "shims" and (Path(path).parent.parent / "libexec").is_dir()
+
+
+def _ask_manager(argv: list[str], env: dict[str, str]) -> str | None:
+    try:
+        completed = subprocess.run(argv, capture_output=True, text=True, env=env,
+                                   timeout=_MANAGER_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    answer = completed.stdout.strip()
+    if completed.returncode != 0 or not answer or not os.path.isabs(answer):
+        return None
+    return answer
+
+
+def _through_version_manager(found: str, name: str, env: dict[str, str]) -> str:
+    """Follow pyenv and rustup proxies to the executable they would run."""
+    if _is_pyenv_shim(found):
+        pyenv_root = str(Path(found).parent.parent)
+        pyenv = shutil.which("pyenv", path=f"{pyenv_root}/bin:{env.get('PATH', '')}")
+        if pyenv:
+            real = _ask_manager([pyenv, "which", name], {**env, "PYENV_ROOT": pyenv_root})
+            if real:
+                return real
+    if Path(os.path.realpath(found)).name in ("rustup", "rustup-init"):
+        real = _ask_manager([found, "which", name], env)
+        if real:
+            return real
+    return found
+
+
+_TOO_BROAD = frozenset({"/", "/home", "/root", "/opt", "/etc", "/var", "/tmp", "/run", "/srv", "/mnt"})
+
+
+def _toolchain_root(executable: str) -> str | None:
+    if executable.startswith(SYSTEM_PREFIXES):
+        return None
+    parent = Path(executable).parent
+    # The usual layout is <root>/bin/<tool>, with libraries under <root>/lib.
+    root = parent.parent if parent.name == "bin" else parent
+    home = Path.home()
+    if str(root) in _TOO_BROAD or root in (home, *home.parents):
+        # Never expose a whole home directory or top-level tree: mount only the executable.
+        return executable
+    return str(root)
+
+
+class ToolchainResolver:
+    """Resolves command names against the invoking user's PATH, caching the answers."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        self._env = dict(os.environ if environ is None else environ)
+        self._cache: dict[str, ResolvedCommand] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, name: str) -> ResolvedCommand:
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        resolved = self._resolve_uncached(name)
+        with self._lock:
+            self._cache[name] = resolved
+        return resolved
+
+    def _resolve_uncached(self, name: str) -> ResolvedCommand:
+        found = shutil.which(name, path=self._env.get("PATH", os.defpath))
+        if found is None:
+            raise ToolchainNotFoundError(
+                f"'{name}' was not found on PATH",
+                hint=f"install {name} (e.g. with your system's package manager) or add it to PATH",
+            )
+        real = os.path.realpath(_through_version_manager(found, name, self._env))
+        return ResolvedCommand(name=name, executable=real, toolchain_root=_toolchain_root(real))

@@ -1,0 +1,1 @@
+"""The ForgeAI language server (pygls)."""
