@@ -74,9 +74,10 @@ def _select(options: RunOptions, catalog: LanguageCatalog) -> tuple[str, str | N
         return code, None, catalog.by_name(options.language).spec.name
     if options.file is None:
         raise UsageError("nothing to run: give a FILE or -l LANG -c CODE")
+    code = read_source_file(options.file)  # a missing file or a directory is the first problem
     entry = (catalog.by_name(options.language) if options.language
              else catalog.for_file(options.file))
-    return read_source_file(options.file), options.file.name, entry.spec.name
+    return code, options.file.name, entry.spec.name
 
 
 async def _run(executor: LanguageExecutor, code: str, file_name: str | None,

@@ -24,7 +24,7 @@ _OUT_OF_PROCESSES = re.compile(
     rb"Resource temporarily unavailable|fork: retry|[Cc]an(?:no|')t fork"
     rb"|unable to create native thread|pthread_create failed"
 )
-_DISK_FULL = re.compile(rb"No space left on device|Disk quota exceeded")
+_DISK_FULL = re.compile(rb"No space left on device|Disk quota exceeded|File too large")
 _CPU_EVIDENCE_RATIO = 0.95
 
 

@@ -52,6 +52,7 @@ from forgeai_ls.sandbox.uidpool import UidLease
 
 _READ_SIZE = 64 * 1024
 _BWRAP_OVERHEAD_PROCESSES = 2  # the monitor and PID 1 count against the process limit
+_RLIMIT_NPROC_SLACK = 16
 _BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _BWRAP_ERROR_PREFIX = b"bwrap: "
 
@@ -238,6 +239,9 @@ class NativeBackend:
                  cgroup: RunCgroup | None) -> list[tuple[int, tuple[int, int]]]:
         cpu = math.ceil(limits.cpu_time)
         processes = limits.processes + _BWRAP_OVERHEAD_PROCESSES
+        if cgroup is not None:
+            # The pids controller enforces (and reports) the limit; the rlimit is a backstop.
+            processes += _RLIMIT_NPROC_SLACK
         if uid is None:  # our own uid: RLIMIT_NPROC also counts this user's other processes
             processes += _count_own_tasks(os.getuid())
         rlimits = [

@@ -57,8 +57,9 @@ def _through_version_manager(found: str, name: str, env: dict[str, str]) -> str:
             real = _ask_manager([pyenv, "which", name], {**env, "PYENV_ROOT": pyenv_root})
             if real:
                 return real
-    if Path(os.path.realpath(found)).name in ("rustup", "rustup-init"):
-        real = _ask_manager([found, "which", name], env)
+    target = os.path.realpath(found)
+    if Path(target).name in ("rustup", "rustup-init"):
+        real = _ask_manager([target, "which", name], env)
         if real:
             return real
     return found

@@ -1,0 +1,214 @@
+"""Hostile programs are contained, reported as the right limit, and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from forgeai_ls.sandbox import LimitKind
+from tests.conftest import run_code
+
+pytestmark = pytest.mark.sandbox
+
+MIB = 1024 * 1024
+
+
+def _processes_with(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(marker in part for part in proc.info["cmdline"] or ()):
+            found.append(proc)
+    return found
+
+
+async def test_infinite_loop_stops_at_the_wall_clock_limit() -> None:
+    """An endless loop that sleeps is stopped by the wall-clock limit."""
+    result = await run_code("python", "import time\nwhile True: time.sleep(0.01)", wall_timeout=1)
+    assert result.timed_out
+    assert result.limit is LimitKind.TIMEOUT
+    assert result.exit_code is None
+
+
+async def test_busy_loop_stops_at_the_cpu_limit() -> None:
+    """A busy loop is stopped by the CPU-time limit before the wall clock."""
+    result = await run_code("c", "int main(void){volatile long i=0; for(;;) i++;}",
+                            cpu_time=1, wall_timeout=20)
+    assert result.limit is LimitKind.CPU
+    assert not result.timed_out
+    assert result.cpu_time_ms is not None and result.cpu_time_ms >= 900
+
+
+async def test_memory_bomb_hits_the_memory_limit() -> None:
+    """Allocating and touching far more than allowed is reported as the memory limit."""
+    code = "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))"
+    result = await run_code("python", code, memory_bytes=128 * MIB)
+    assert result.limit is LimitKind.MEMORY
+    assert result.exit_code != 0
+
+
+async def test_fork_bomb_hits_the_process_limit() -> None:
+    """A classic fork bomb is held by the process limit and stopped."""
+    result = await run_code("bash", ":(){ :|:& };:\nwait", processes=32, wall_timeout=3)
+    assert result.limit is LimitKind.PROCESSES
+    assert LimitKind.PROCESSES in result.limits_hit
+
+
+async def test_c_fork_loop_hits_the_process_limit() -> None:
+    """fork() in a loop fails at the process limit, which is reported."""
+    code = ('#include <unistd.h>\n#include <stdio.h>\n#include <stdlib.h>\n'
+            'int main(void){for(int i=0;i<100000;i++){pid_t p=fork();'
+            'if(p<0){perror("fork");exit(1);} if(p==0){pause();}} return 0;}')
+    result = await run_code("c", code, processes=16, wall_timeout=5)
+    assert result.limit is LimitKind.PROCESSES
+
+
+async def test_output_flood_is_capped_and_the_parent_stays_small() -> None:
+    """1 GiB written to stdout is cut at the output limit; ForgeAI's memory does not grow."""
+    before = psutil.Process().memory_info().rss
+    code = ("import sys\nblock = b'x' * (1024 * 1024)\n"
+            "for _ in range(1024):\n    sys.stdout.buffer.write(block)")
+    result = await run_code("python", code, output_bytes=2 * MIB)
+    growth = psutil.Process().memory_info().rss - before
+    assert result.limit is LimitKind.OUTPUT
+    assert result.truncated
+    assert len(result.stdout) + len(result.stderr) == 2 * MIB
+    assert growth < 64 * MIB
+
+
+async def test_filling_the_work_dir_hits_the_disk_limit() -> None:
+    """Writing files until the disk is full stops at the work dir's size, not the host's."""
+    code = ("i = 0\nwhile True:\n    with open(f'fill{i}', 'wb') as f:\n"
+            "        f.write(b'x' * (1024 * 1024))\n    i += 1")
+    result = await run_code("python", code, disk_bytes=8 * MIB, file_size_bytes=4 * MIB)
+    assert result.limit is LimitKind.FILE_SIZE
+    assert b"No space left on device" in result.stderr
+
+
+async def test_one_huge_file_hits_the_file_size_limit() -> None:
+    """A single file larger than allowed is stopped by RLIMIT_FSIZE (SIGXFSZ)."""
+    code = "with open('big', 'wb') as f:\n    f.write(b'x' * (8 * 1024 * 1024))"
+    result = await run_code("python", code, file_size_bytes=1 * MIB, disk_bytes=32 * MIB)
+    assert result.limit is LimitKind.FILE_SIZE
+
+
+async def test_background_processes_do_not_outlive_the_run() -> None:
+    """setsid and nohup children are killed with the program."""
+    marker = f"{uuid.uuid4().int % 100000 + 500000}"
+    code = (f"setsid sleep {marker} >/dev/null 2>&1 < /dev/null &\n"
+            f"nohup sleep {marker}.5 >/dev/null 2>&1 &\n"
+            f"(sleep {marker}.25 &)\necho started")
+    result = await run_code("bash", code)
+    assert result.stdout == b"started\n"
+    assert _processes_with(marker) == []
+
+
+async def test_host_secrets_are_invisible() -> None:
+    """The home directory, /etc/shadow and the project checkout cannot be read."""
+    targets = [str(Path.home()), "/etc/shadow", str(Path(__file__).resolve()),
+               str(Path(__file__).resolve().parents[2]), "/root", "/home", "/var/log"]
+    code = ("import json, os, sys\nseen = {}\n"
+            "for path in json.loads(sys.argv[0] if False else " + repr(json.dumps(targets)) + "):\n"
+            "    try:\n        seen[path] = os.listdir(path) if os.path.isdir(path) else "
+            "open(path).read(10)\n"
+            "    except OSError as exc:\n        seen[path] = type(exc).__name__\n"
+            "print(json.dumps(seen))")
+    result = await run_code("python", code)
+    seen = json.loads(result.stdout)
+    for path, outcome in seen.items():
+        if path == "/root":  # exists only as the empty parent of a mounted toolchain, if at all
+            assert outcome in ("FileNotFoundError", [".pyenv"], [".rustup"], [".pyenv", ".rustup"])
+            continue
+        assert outcome in ("FileNotFoundError", "PermissionError"), (path, outcome)
+
+
+async def test_writes_outside_the_work_dir_fail() -> None:
+    """Only /work and /tmp are writable; system trees, /dev and /proc/sys are not."""
+    code = ("import os\nfor path in ['/usr/x', '/etc/x', '/x', '/dev/x', '/build-x', "
+            "'/proc/sys/kernel/hostname', '/work/ok', '/tmp/ok']:\n"
+            "    try:\n        open(path, 'w').write('1')\n        print(path, 'written')\n"
+            "    except OSError as exc:\n        print(path, type(exc).__name__)")
+    result = await run_code("python", code)
+    lines = dict(line.split(" ", 1) for line in result.stdout.decode().splitlines())
+    assert lines.pop("/work/ok") == "written"
+    assert lines.pop("/tmp/ok") == "written"
+    assert "written" not in lines.values(), lines
+
+
+@pytest.fixture
+def host_server() -> Iterator[int]:
+    """A TCP server on the host's 127.0.0.1 that answers every connection."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.sendall(b"host says hi\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield port
+    stop.set()
+    thread.join()
+    server.close()
+
+
+NET_PROBE = ("import socket, sys\nport = int({port})\nfor host in ['127.0.0.1', '10.0.0.1', "
+             "'1.1.1.1']:\n    try:\n        s = socket.create_connection((host, port), "
+             "timeout=1)\n        print(host, s.recv(100).decode().strip())\n"
+             "    except OSError as exc:\n        print(host, 'blocked', type(exc).__name__)")
+
+
+async def test_network_is_off_including_the_hosts_loopback(host_server: int) -> None:
+    """No connection leaves the sandbox, not even to a server on the host's 127.0.0.1."""
+    result = await run_code("python", NET_PROBE.format(port=host_server))
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 3
+    assert all(" blocked " in line for line in lines), lines
+
+
+async def test_network_flag_reaches_the_host(host_server: int) -> None:
+    """With network allowed, the host's loopback server answers (the flag really works)."""
+    result = await run_code("python", NET_PROBE.format(port=host_server), network=True)
+    assert "127.0.0.1 host says hi" in result.stdout.decode()
+
+
+async def test_parent_environment_is_not_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the program's environment nor any /proc/*/environ shows ForgeAI's variables."""
+    secret = f"s3cret-{uuid.uuid4()}"
+    monkeypatch.setenv("FORGEAI_TEST_SECRET", secret)
+    code = ("import os, glob\nprint(repr(dict(os.environ)))\n"
+            "for path in glob.glob('/proc/*/environ'):\n"
+            "    try:\n        print(path, open(path, 'rb').read())\n"
+            "    except OSError as exc:\n        print(path, exc)")
+    result = await run_code("python", code)
+    assert result.exit_code == 0
+    assert secret.encode() not in result.stdout
+    assert b"FORGEAI_TEST_SECRET" not in result.stdout
+
+
+async def test_runs_leave_no_process_or_descriptor_behind() -> None:
+    """After a batch of runs (including killed ones), ForgeAI has no extra children or fds."""
+    me = psutil.Process()
+    await run_code("python", "print(1)")
+    fds_before, children_before = me.num_fds(), len(me.children(recursive=True))
+    for _ in range(5):
+        await run_code("python", "print(1)")
+        await run_code("python", "while True: pass", wall_timeout=0.3)
+    assert me.num_fds() == fds_before
+    assert len(me.children(recursive=True)) == children_before
+    assert [p for p in me.children() if p.status() == psutil.STATUS_ZOMBIE] == []

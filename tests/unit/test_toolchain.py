@@ -1,0 +1,66 @@
+"""Resolving commands through version-manager proxies to the real toolchain."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from forgeai_ls.errors import ToolchainNotFoundError
+from forgeai_ls.sandbox.toolchain import ToolchainResolver
+
+
+def _executable(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def test_pyenv_shim_resolves_to_the_versions_prefix(tmp_path: Path) -> None:
+    """A pyenv shim is followed to the interpreter, whose prefix becomes the mount."""
+    root = tmp_path / "pyenv"
+    (root / "libexec").mkdir(parents=True)
+    real = _executable(root / "versions" / "3.99.0" / "bin" / "python3", "#!/bin/sh\n")
+    _executable(root / "shims" / "python3", "#!/bin/sh\nexec pyenv exec python3\n")
+    _executable(root / "bin" / "pyenv", f"#!/bin/sh\n[ \"$1\" = which ] && echo {real}\n")
+    resolver = ToolchainResolver({"PATH": f"{root / 'shims'}:/usr/bin:/bin"})
+    resolved = resolver.resolve("python3")
+    assert resolved.executable == str(real)
+    assert resolved.toolchain_root == str(root / "versions" / "3.99.0")
+
+
+def test_rustup_proxy_resolves_to_the_toolchain(tmp_path: Path) -> None:
+    """A rustup proxy (a link to rustup named rustc) is asked which rustc it runs."""
+    toolchain = tmp_path / "rustup" / "toolchains" / "stable"
+    real = _executable(toolchain / "bin" / "rustc", "#!/bin/sh\n")
+    rustup = _executable(tmp_path / "cargo" / "bin" / "rustup",
+                         f"#!/bin/sh\n[ \"$1\" = which ] && echo {real}\n")
+    os.symlink(rustup, tmp_path / "cargo" / "bin" / "rustc")
+    resolved = ToolchainResolver({"PATH": str(tmp_path / "cargo" / "bin")}).resolve("rustc")
+    assert resolved.executable == str(real)
+    assert resolved.toolchain_root == str(toolchain)
+
+
+def test_system_tools_need_no_mount() -> None:
+    """Tools under /usr are already in every sandbox."""
+    resolved = ToolchainResolver({"PATH": "/usr/bin:/bin"}).resolve("sh")
+    assert resolved.executable.startswith(("/usr/", "/bin/"))
+    assert resolved.toolchain_root is None
+
+
+def test_a_tool_directly_in_home_mounts_only_itself(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tool in ~/bin never exposes the whole home directory."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tool = _executable(tmp_path / "bin" / "mytool", "#!/bin/sh\n")
+    resolved = ToolchainResolver({"PATH": str(tmp_path / "bin")}).resolve("mytool")
+    assert resolved.toolchain_root == str(tool)
+
+
+def test_missing_tool_is_a_clear_error() -> None:
+    """A language whose compiler is absent says which command is missing."""
+    with pytest.raises(ToolchainNotFoundError, match="'no-such-compiler' was not found"):
+        ToolchainResolver({"PATH": "/usr/bin"}).resolve("no-such-compiler")
