@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
-
-from enum import StrEnum
 
 import typer
 
@@ -16,6 +15,7 @@ from forgeai_ls.cli.languages import languages_command
 from forgeai_ls.cli.report import EXIT_FORGEAI_FAILED
 from forgeai_ls.cli.run import RunOptions, run_command
 from forgeai_ls.errors import ForgeAIError, UsageError
+
 
 class Backend(StrEnum):
     NATIVE = "native"
@@ -39,36 +39,72 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Run code you do not trust, in a sandbox, with limits."""
 
 
 @app.command("run")
 def run(
-    file: Annotated[Path | None, typer.Argument(help="Source file to run.", show_default=False)] = None,
-    language: Annotated[str | None, typer.Option("--language", "-l",
-                        help="Language name or alias (default: from the file extension).")] = None,
-    code: Annotated[str | None, typer.Option("--code", "-c", help="Code to run instead of a file.")] = None,
-    stdin: Annotated[str | None, typer.Option("--stdin",
-                     help="File fed to the program's stdin ('-' for this terminal's stdin).")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", min=0.001, max=3600,
-                       help="Wall-clock limit in seconds (default 10).")] = None,
-    memory: Annotated[int | None, typer.Option("--memory", min=16, max=1024 * 1024,
-                      help="Memory limit in MiB (default 512).")] = None,
+    file: Annotated[
+        Path | None, typer.Argument(help="Source file to run.", show_default=False)
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language", "-l", help="Language name or alias (default: from the file extension)."
+        ),
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option("--code", "-c", help="Code to run instead of a file.")
+    ] = None,
+    stdin: Annotated[
+        str | None,
+        typer.Option(
+            "--stdin", help="File fed to the program's stdin ('-' for this terminal's stdin)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.001, max=3600, help="Wall-clock limit in seconds (default 10)."
+        ),
+    ] = None,
+    memory: Annotated[
+        int | None,
+        typer.Option(
+            "--memory", min=16, max=1024 * 1024, help="Memory limit in MiB (default 512)."
+        ),
+    ] = None,
     network: Annotated[bool, typer.Option("--network", help="Allow network access.")] = False,
     backend: Annotated[Backend, typer.Option("--backend", help="Sandbox backend.")] = "native",  # type: ignore[assignment]
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, no streaming.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object, no streaming.")
+    ] = False,
 ) -> int:
     """Run FILE (or -l LANG -c CODE) in the sandbox, streaming its output.
 
     Exit status: the program's own; 124 when the wall-clock limit stopped it; 125 when ForgeAI
     itself failed.
     """
-    return run_command(RunOptions(file=file, language=language, code=code, stdin=stdin,
-                                  timeout=timeout, memory_mb=memory, network=network,
-                                  backend=Backend(backend).value, as_json=as_json))
+    return run_command(
+        RunOptions(
+            file=file,
+            language=language,
+            code=code,
+            stdin=stdin,
+            timeout=timeout,
+            memory_mb=memory,
+            network=network,
+            backend=Backend(backend).value,
+            as_json=as_json,
+        )
+    )
 
 
 @app.command("languages")
@@ -89,13 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
     try:
-        status = command.main(args=args or ["--help"], prog_name="forgeai",
-                              standalone_mode=False)
+        status = command.main(args=args or ["--help"], prog_name="forgeai", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:  # bad options and arguments
-        return _fail(UsageError(exc.format_message(),
-                                hint="see 'forgeai --help' or 'forgeai COMMAND --help'"))
+        return _fail(
+            UsageError(
+                exc.format_message(), hint="see 'forgeai --help' or 'forgeai COMMAND --help'"
+            )
+        )
     except typer.Abort:
         return 130
     except ForgeAIError as exc:

@@ -31,7 +31,7 @@ def _limit_value(kind: LimitKind, limits: ResourceLimits) -> str:
         LimitKind.PROCESSES: f"{limits.processes} processes",
         LimitKind.OUTPUT: f"{limits.output_bytes} bytes of output",
         LimitKind.FILE_SIZE: f"{limits.file_size_bytes // (1024 * 1024)} MiB per file, "
-                             f"{limits.disk_bytes // (1024 * 1024)} MiB work dir",
+        f"{limits.disk_bytes // (1024 * 1024)} MiB work dir",
     }
     return values[kind]
 
@@ -41,16 +41,23 @@ def status_line(result: ExecutionResult, limits: ResourceLimits) -> str | None:
     if result.compile_failed:
         return f"forgeai: compilation failed (exit {exit_status(result)})"
     if result.limit is not None:
-        return (f"forgeai: stopped by the {result.limit.value} limit "
-                f"({_limit_value(result.limit, limits)}); exit {exit_status(result)}")
+        return (
+            f"forgeai: stopped by the {result.limit.value} limit "
+            f"({_limit_value(result.limit, limits)}); exit {exit_status(result)}"
+        )
     if result.signal is not None:
         name = signals.Signals(result.signal).name if result.signal < signals.NSIG else "?"
         return f"forgeai: killed by signal {result.signal} ({name})"
     return None
 
 
-def result_json(result: ExecutionResult, *, language: str, plugin: str, backend: str,
-                ) -> dict[str, Any]:
+def result_json(
+    result: ExecutionResult,
+    *,
+    language: str,
+    plugin: str,
+    backend: str,
+) -> dict[str, Any]:
     def text(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
 
@@ -70,7 +77,9 @@ def result_json(result: ExecutionResult, *, language: str, plugin: str, backend:
         "duration_ms": round(result.duration_ms, 3),
         "cpu_time_ms": None if result.cpu_time_ms is None else round(result.cpu_time_ms, 3),
         "peak_memory_bytes": result.peak_memory_bytes,
-        "compile": None if compile_step is None else {
+        "compile": None
+        if compile_step is None
+        else {
             "exit_code": compile_step.exit_code,
             "signal": compile_step.signal,
             "stdout": text(compile_step.stdout),

@@ -75,14 +75,20 @@ def _select(options: RunOptions, catalog: LanguageCatalog) -> tuple[str, str | N
     if options.file is None:
         raise UsageError("nothing to run: give a FILE or -l LANG -c CODE")
     code = read_source_file(options.file)  # a missing file or a directory is the first problem
-    entry = (catalog.by_name(options.language) if options.language
-             else catalog.for_file(options.file))
+    entry = (
+        catalog.by_name(options.language) if options.language else catalog.for_file(options.file)
+    )
     return code, options.file.name, entry.spec.name
 
 
-async def _run(executor: LanguageExecutor, code: str, file_name: str | None,
-               limits: ResourceLimits, stdin: bytes | None, as_json: bool,
-               ) -> tuple[int, dict[str, object] | None]:
+async def _run(
+    executor: LanguageExecutor,
+    code: str,
+    file_name: str | None,
+    limits: ResourceLimits,
+    stdin: bytes | None,
+    as_json: bool,
+) -> tuple[int, dict[str, object] | None]:
     out, err = sys.stdout.buffer, sys.stderr.buffer
     async for event in executor.stream(code, file_name=file_name, limits=limits, stdin=stdin):
         if isinstance(event, OutputChunk) and not as_json:
@@ -93,8 +99,11 @@ async def _run(executor: LanguageExecutor, code: str, file_name: str | None,
             result = event.result
             if as_json:
                 return exit_status(result), result_json(
-                    result, language=executor.spec.name, plugin=executor.plugin,
-                    backend=executor.backend.name)
+                    result,
+                    language=executor.spec.name,
+                    plugin=executor.plugin,
+                    backend=executor.backend.name,
+                )
             line = status_line(result, limits)
             if line:
                 err.write(f"{line}\n".encode())

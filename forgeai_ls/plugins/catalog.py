@@ -39,7 +39,7 @@ class LanguageCatalog:
             raise UnknownLanguageError(
                 f"unknown language '{name}'",
                 hint=f"known languages: {', '.join(sorted(e.spec.name for e in self._entries))}"
-                     " (see 'forgeai languages')",
+                " (see 'forgeai languages')",
             )
         return entry
 
@@ -55,6 +55,6 @@ class LanguageCatalog:
 
 
 def builtin_catalog() -> LanguageCatalog:
-    from forgeai_ls.plugins.builtin import BUILTIN_LANGUAGES, BUILTIN_PLUGIN  # noqa: PLC0415
+    from forgeai_ls.plugins.builtin import BUILTIN_LANGUAGES, BUILTIN_PLUGIN
 
     return LanguageCatalog(LanguageEntry(spec, BUILTIN_PLUGIN) for spec in BUILTIN_LANGUAGES)

@@ -46,11 +46,18 @@ class LanguageExecutor:
         return [self.spec.name]
 
     def run_limits(self, overrides: ResourceLimits | None = None) -> ResourceLimits:
-        return overrides if overrides is not None else self.spec.run_limits.apply(DEFAULT_RUN_LIMITS)
+        return (
+            overrides if overrides is not None else self.spec.run_limits.apply(DEFAULT_RUN_LIMITS)
+        )
 
-    def build_request(self, code: str, *, file_name: str | None = None,
-                      limits: ResourceLimits | None = None, stdin: bytes | None = None,
-                      ) -> SandboxRequest:
+    def build_request(
+        self,
+        code: str,
+        *,
+        file_name: str | None = None,
+        limits: ResourceLimits | None = None,
+        stdin: bytes | None = None,
+    ) -> SandboxRequest:
         run_limits = self.run_limits(limits)
         compile_limits = self.spec.compile_limits.apply(DEFAULT_COMPILE_LIMITS)
         source_name = self.spec.source_name_for(code, file_name)
@@ -62,8 +69,11 @@ class LanguageExecutor:
         }
 
         def step(template: tuple[str, ...], limits: ResourceLimits) -> StepSpec:
-            sized = {**values, "memory_bytes": str(limits.memory_bytes),
-                     "memory_mb": str(limits.memory_bytes // MIB)}
+            sized = {
+                **values,
+                "memory_bytes": str(limits.memory_bytes),
+                "memory_mb": str(limits.memory_bytes // MIB),
+            }
             return StepSpec(argv=_substitute(template, sized), limits=limits, env=self.spec.env)
 
         return SandboxRequest(
@@ -73,21 +83,33 @@ class LanguageExecutor:
             stdin=stdin,
         )
 
-    def stream(self, code: str, *, file_name: str | None = None,
-               limits: ResourceLimits | None = None, stdin: bytes | None = None,
-               ) -> AsyncIterator[ExecutionEvent]:
+    def stream(
+        self,
+        code: str,
+        *,
+        file_name: str | None = None,
+        limits: ResourceLimits | None = None,
+        stdin: bytes | None = None,
+    ) -> AsyncIterator[ExecutionEvent]:
         """Events of one execution: output as produced, the result last."""
         request = self.build_request(code, file_name=file_name, limits=limits, stdin=stdin)
         return self.backend.stream(request)
 
-    async def execute(self, language: str, code: str, *, limits: ResourceLimits | None = None,
-                      stdin: bytes | None = None) -> ExecutionResult:
+    async def execute(
+        self,
+        language: str,
+        code: str,
+        *,
+        limits: ResourceLimits | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecutionResult:
         """Run a snippet of ``language`` (the seed's Execute)."""
         del language  # one executor serves one language here
         return await _result_of(self.stream(code, limits=limits, stdin=stdin))
 
-    async def execute_file(self, path: Path, *, limits: ResourceLimits | None = None,
-                           stdin: bytes | None = None) -> ExecutionResult:
+    async def execute_file(
+        self, path: Path, *, limits: ResourceLimits | None = None, stdin: bytes | None = None
+    ) -> ExecutionResult:
         """Run the file at ``path``, keeping its name (the seed's ExecuteFile)."""
         code = read_source_file(path)
         return await _result_of(self.stream(code, file_name=path.name, limits=limits, stdin=stdin))

@@ -13,11 +13,15 @@ MAX_SOURCE_BYTES = 4 * 1024 * 1024
 def check_source_text(data: bytes, what: str) -> str:
     """Decode program text; binary data (NUL bytes, invalid UTF-8) is refused."""
     if len(data) > MAX_SOURCE_BYTES:
-        raise SourceError(f"{what} is {len(data)} bytes, over the {MAX_SOURCE_BYTES}-byte limit",
-                          hint="run a smaller file")
+        raise SourceError(
+            f"{what} is {len(data)} bytes, over the {MAX_SOURCE_BYTES}-byte limit",
+            hint="run a smaller file",
+        )
     if b"\x00" in data:
-        raise SourceError(f"{what} is binary data, not program text (it contains NUL bytes)",
-                          hint="pass a source file, not a compiled program or archive")
+        raise SourceError(
+            f"{what} is binary data, not program text (it contains NUL bytes)",
+            hint="pass a source file, not a compiled program or archive",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -36,8 +40,9 @@ def read_source_file(path: Path) -> str:
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror})") from exc
     if stat.S_ISDIR(info.st_mode):
-        raise SourceError(f"{path} is a directory, not a source file",
-                          hint="pass the file to run, e.g. main.py")
+        raise SourceError(
+            f"{path} is a directory, not a source file", hint="pass the file to run, e.g. main.py"
+        )
     if not stat.S_ISREG(info.st_mode):
         raise SourceError(f"{path} is not a regular file")
     if info.st_size > MAX_SOURCE_BYTES:

@@ -27,9 +27,24 @@ SHM_BYTES = 16 * 1024 * 1024
 
 _SYSTEM_TREES = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 _ETC_ALLOWED = (
-    "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
-    "ssl", "ca-certificates", "ca-certificates.conf", "perl", "mime.types", "protocols",
-    "services", "nsswitch.conf", "gai.conf", "host.conf", "os-release", "fonts",
+    "alternatives",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "perl",
+    "mime.types",
+    "protocols",
+    "services",
+    "nsswitch.conf",
+    "gai.conf",
+    "host.conf",
+    "os-release",
+    "fonts",
 )
 _ETC_GLOBS = ("java-*-openjdk",)
 _ETC_WITH_NETWORK = ("resolv.conf",)
@@ -113,12 +128,28 @@ def build_command(
     """Assemble the bwrap invocation; memfds it creates are listed in ``pass_fds``."""
     command = BwrapCommand(argv=[bwrap])
     args = command.argv
-    args += ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try"]
+    args += [
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]
     if not network:
         args.append("--unshare-net")
-    args += ["--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-             "--hostname", HOSTNAME, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID)]
+    args += [
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        HOSTNAME,
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_GID),
+    ]
     args += _system_tree_args()
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
     for entry in _etc_entries(network):

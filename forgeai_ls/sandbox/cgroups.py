@@ -78,14 +78,18 @@ class RunCgroup:
                 oom_killed = control["oom_kill"] > 0
             else:  # kernels before 4.13 do not count OOM kills; a failed charge is the evidence
                 failures = (_read_int(self.memory_dir / "memory.failcnt") or 0) + (
-                    _read_int(self.memory_dir / "memory.memsw.failcnt") or 0)
+                    _read_int(self.memory_dir / "memory.memsw.failcnt") or 0
+                )
                 oom_killed = failures > 0
             peak = _read_int(self.memory_dir / "memory.max_usage_in_bytes")
         else:
             oom_killed = _read_keyed(self.memory_dir / "memory.events").get("oom_kill", 0) > 0
             peak = _read_int(self.memory_dir / "memory.peak")
-        return CgroupStats(oom_killed=oom_killed, pids_limit_hit=pids_events.get("max", 0) > 0,
-                           peak_memory_bytes=peak)
+        return CgroupStats(
+            oom_killed=oom_killed,
+            pids_limit_hit=pids_events.get("max", 0) > 0,
+            peak_memory_bytes=peak,
+        )
 
     def remove(self) -> None:
         for directory in dict.fromkeys((self.memory_dir, self.pids_dir)):

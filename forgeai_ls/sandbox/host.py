@@ -52,8 +52,9 @@ def _find_bwrap() -> str:
         )
     mode = os.stat(candidate).st_mode
     if mode & stat.S_ISUID:
-        log.warning("bwrap at %s is setuid root; ForgeAI uses it unprivileged regardless",
-                    candidate)
+        log.warning(
+            "bwrap at %s is setuid root; ForgeAI uses it unprivileged regardless", candidate
+        )
     return candidate
 
 

@@ -48,20 +48,24 @@ def infer_limits(evidence: StepEvidence, limits: ResourceLimits) -> tuple[LimitK
     if evidence.output_capped:
         hit.add(LimitKind.OUTPUT)
     if evidence.signal == signals.SIGXCPU or (
-        evidence.signal == signals.SIGKILL and evidence.cpu_time_ms is not None
+        evidence.signal == signals.SIGKILL
+        and evidence.cpu_time_ms is not None
         and evidence.cpu_time_ms >= limits.cpu_time * 1000 * _CPU_EVIDENCE_RATIO
     ):
         hit.add(LimitKind.CPU)
-    if evidence.signal == signals.SIGXFSZ or (evidence.failed and _DISK_FULL.search(evidence.stderr)):
+    if evidence.signal == signals.SIGXFSZ or (
+        evidence.failed and _DISK_FULL.search(evidence.stderr)
+    ):
         hit.add(LimitKind.FILE_SIZE)
     if evidence.cgroup is not None:
         if evidence.cgroup.oom_killed:
             hit.add(LimitKind.MEMORY)
         if evidence.cgroup.pids_limit_hit:
             hit.add(LimitKind.PROCESSES)
-    elif evidence.failed:
-        if _OUT_OF_MEMORY.search(evidence.stderr):
+    else:
+        if evidence.failed and _OUT_OF_MEMORY.search(evidence.stderr):
             hit.add(LimitKind.MEMORY)
+        # Shells retry a failed fork and may still exit 0: the message alone is the evidence.
         if _OUT_OF_PROCESSES.search(evidence.stderr):
             hit.add(LimitKind.PROCESSES)
     return tuple(kind for kind in LIMIT_PRIORITY if kind in hit)

@@ -7,11 +7,21 @@ import ctypes.util
 import os
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 _libc.unshare.argtypes = [ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
@@ -38,10 +48,14 @@ def unshare_mount_namespace() -> None:
 
 
 def mount_tmpfs(target: str, options: str) -> None:
-    _check(_libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, options.encode()),
-           f"mount(tmpfs, {target})")
+    _check(
+        _libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, options.encode()),
+        f"mount(tmpfs, {target})",
+    )
 
 
 def bind_mount(source: str, target: str) -> None:
-    _check(_libc.mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None),
-           f"mount(--bind {source}, {target})")
+    _check(
+        _libc.mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None),
+        f"mount(--bind {source}, {target})",
+    )

@@ -102,7 +102,7 @@ class _Workspace:
         def _retry_writable(func: Callable[[str], object], path: str, _exc: object) -> None:
             # The program may have left a directory without write permission.
             with contextlib.suppress(OSError):
-                os.chmod(os.path.dirname(path), 0o700)  # noqa: PTH101, PTH120
+                os.chmod(os.path.dirname(path), 0o700)
                 func(path)
 
         shutil.rmtree(self.path, onerror=_retry_writable)
@@ -153,7 +153,8 @@ class _StepState:
     queue: asyncio.Queue[OutputChunk | None]
     step: StepName
     captured: dict[str, bytearray] = field(
-        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
+        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()}
+    )
     output_total: int = 0
     output_capped: bool = False
     timed_out: bool = False
@@ -196,8 +197,16 @@ class NativeBackend:
             if request.compile is not None:
                 build = workspace.make_build_dir()
                 yield StepStarted(StepName.COMPILE)
-                async for event in self._run_step(host, workspace, request, request.compile,
-                                                  StepName.COMPILE, str(build), True, None):
+                async for event in self._run_step(
+                    host,
+                    workspace,
+                    request,
+                    request.compile,
+                    StepName.COMPILE,
+                    str(build),
+                    True,
+                    None,
+                ):
                     if isinstance(event, StepFinished):
                         compile_result = event.result
                     yield event
@@ -208,8 +217,9 @@ class NativeBackend:
             run_result: StepResult | None = None
             build_dir = str(workspace.build_dir) if workspace.build_dir else None
             yield StepStarted(StepName.RUN)
-            async for event in self._run_step(host, workspace, request, request.run,
-                                              StepName.RUN, build_dir, False, request.stdin):
+            async for event in self._run_step(
+                host, workspace, request, request.run, StepName.RUN, build_dir, False, request.stdin
+            ):
                 if isinstance(event, StepFinished):
                     run_result = event.result
                 yield event
@@ -221,12 +231,15 @@ class NativeBackend:
 
     def _new_workspace(self, host: NativeHost) -> _Workspace:
         lease = host.uid_pool.acquire() if host.uid_pool is not None else None
-        path = Path(os.path.realpath(
-            Path(host.runtime_dir) / f"exec-{os.getpid()}-{time.monotonic_ns()}"))
+        path = Path(
+            os.path.realpath(Path(host.runtime_dir) / f"exec-{os.getpid()}-{time.monotonic_ns()}")
+        )
         path.mkdir(mode=0o711 if lease else 0o700)
         return _Workspace(path=path, lease=lease)
 
-    def _toolchain_mounts(self, host: NativeHost, argv: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    def _toolchain_mounts(
+        self, host: NativeHost, argv: tuple[str, ...]
+    ) -> tuple[list[str], list[str]]:
         """Resolve argv[0]; return (resolved argv, toolchain roots to mount)."""
         name = argv[0]
         if name.startswith("/"):
@@ -235,8 +248,9 @@ class NativeBackend:
         roots = [resolved.toolchain_root] if resolved.toolchain_root else []
         return [resolved.executable, *argv[1:]], roots
 
-    def _rlimits(self, host: NativeHost, limits: ResourceLimits, uid: int | None,
-                 cgroup: RunCgroup | None) -> list[tuple[int, tuple[int, int]]]:
+    def _rlimits(
+        self, host: NativeHost, limits: ResourceLimits, uid: int | None, cgroup: RunCgroup | None
+    ) -> list[tuple[int, tuple[int, int]]]:
         cpu = math.ceil(limits.cpu_time)
         processes = limits.processes + _BWRAP_OVERHEAD_PROCESSES
         if cgroup is not None:
@@ -255,7 +269,7 @@ class NativeBackend:
             rlimits.append((resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes)))
         return rlimits
 
-    async def _run_step(  # noqa: PLR0913, PLR0915
+    async def _run_step(
         self,
         host: NativeHost,
         workspace: _Workspace,
@@ -271,24 +285,41 @@ class NativeBackend:
         argv, roots = self._toolchain_mounts(host, spec.argv)
         roots = list(dict.fromkeys(roots))
         staged = host.is_root and host.stage_dir is not None
-        mounts = [Mount(f"{host.stage_dir}/{i}" if staged else root, root)
-                  for i, root in enumerate(roots)]
+        mounts = [
+            Mount(f"{host.stage_dir}/{i}" if staged else root, root) for i, root in enumerate(roots)
+        ]
         path_dirs = [os.path.dirname(argv[0])] if argv[0].startswith("/") else []
-        env = {"PATH": ":".join([*dict.fromkeys(path_dirs), _BASE_PATH]), "HOME": "/tmp",
-               "TMPDIR": "/tmp", "LANG": "C.UTF-8", "USER": "sandbox", "LOGNAME": "sandbox",
-               **spec.env}
+        env = {
+            "PATH": ":".join([*dict.fromkeys(path_dirs), _BASE_PATH]),
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+            **spec.env,
+        }
 
-        cgroup = (host.cgroups.create(limits.memory_bytes, limits.processes + _BWRAP_OVERHEAD_PROCESSES)
-                  if host.cgroups is not None else None)
+        cgroup = (
+            host.cgroups.create(limits.memory_bytes, limits.processes + _BWRAP_OVERHEAD_PROCESSES)
+            if host.cgroups is not None
+            else None
+        )
         status_read, status_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         fds_to_close = [status_write]
         seccomp = seccomp_fd(host.seccomp) if host.seccomp is not None else None
         if seccomp is not None:
             fds_to_close.append(seccomp)
         command = build_command(
-            bwrap=host.bwrap, argv=argv, env=env, files=request.files,
-            toolchain_mounts=mounts, build_dir=build_dir, build_writable=build_writable,
-            network=limits.network, disk_bytes=limits.disk_bytes, status_fd=status_write,
+            bwrap=host.bwrap,
+            argv=argv,
+            env=env,
+            files=request.files,
+            toolchain_mounts=mounts,
+            build_dir=build_dir,
+            build_writable=build_writable,
+            network=limits.network,
+            disk_bytes=limits.disk_bytes,
+            status_fd=status_write,
             seccomp_fd=seccomp,
         )
         fds_to_close += command.pass_fds
@@ -305,9 +336,12 @@ class NativeBackend:
             proc = subprocess.Popen(
                 command.argv,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env={}, pass_fds=[status_write, *command.pass_fds, *([seccomp] if seccomp else [])],
-                preexec_fn=preexec, close_fds=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={},
+                pass_fds=[status_write, *command.pass_fds, *([seccomp] if seccomp else [])],
+                preexec_fn=preexec,
+                close_fds=True,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in [*fds_to_close, status_read]:
@@ -397,8 +431,9 @@ class NativeBackend:
         watch(proc.stderr.fileno(), lambda: on_output(proc.stderr.fileno(), "stderr"))  # type: ignore[union-attr]
         watch(status_read, on_status)
         watch(pidfd, on_exit)
-        stdin_task = (asyncio.ensure_future(_feed_stdin(loop, proc, stdin))
-                      if stdin and proc.stdin else None)
+        stdin_task = (
+            asyncio.ensure_future(_feed_stdin(loop, proc, stdin)) if stdin and proc.stdin else None
+        )
 
         def on_timeout() -> None:
             if not exited.done():
@@ -443,15 +478,17 @@ class NativeBackend:
                 raise SandboxSetupError(
                     f"bubblewrap could not set up the sandbox: {message}",
                     hint="unprivileged user namespaces must be enabled "
-                         "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04+ allow "
-                         "bwrap in AppArmor)",
+                    "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04+ allow "
+                    "bwrap in AppArmor)",
                 )
             deliver("stderr", state.held_stderr)
             while not state.queue.empty():
                 item = state.queue.get_nowait()
                 if item is not None:
                     yield item
-        yield StepFinished(self._step_result(state, proc.returncode, inner_usage, duration_ms, stats))
+        yield StepFinished(
+            self._step_result(state, proc.returncode, inner_usage, duration_ms, stats)
+        )
 
     @staticmethod
     def _reap_inner(inner_pid: int | None) -> resource.struct_rusage | None:
@@ -464,8 +501,13 @@ class NativeBackend:
         return usage
 
     @staticmethod
-    def _step_result(state: _StepState, monitor_code: int, usage: resource.struct_rusage | None,
-                     duration_ms: float, stats: CgroupStats | None) -> StepResult:
+    def _step_result(
+        state: _StepState,
+        monitor_code: int,
+        usage: resource.struct_rusage | None,
+        duration_ms: float,
+        stats: CgroupStats | None,
+    ) -> StepResult:
         exit_json = _json_field(state.status_text, "exit-code")
         if exit_json is not None and not state.killed_by_us:
             exit_code, signal = _signal_from_status(exit_json)
@@ -474,20 +516,35 @@ class NativeBackend:
         else:
             exit_code, signal = _signal_from_status(monitor_code)
         cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 if usage is not None else None
-        peak = stats.peak_memory_bytes if stats and stats.peak_memory_bytes else (
-            usage.ru_maxrss * 1024 if usage is not None else None)
+        peak = (
+            stats.peak_memory_bytes
+            if stats and stats.peak_memory_bytes
+            else (usage.ru_maxrss * 1024 if usage is not None else None)
+        )
         stderr = bytes(state.captured["stderr"])
         evidence = StepEvidence(
-            signal=signal, failed=exit_code != 0, timed_out=state.timed_out,
-            output_capped=state.output_capped, cpu_time_ms=cpu_ms, stderr=stderr, cgroup=stats,
+            signal=signal,
+            failed=exit_code != 0,
+            timed_out=state.timed_out,
+            output_capped=state.output_capped,
+            cpu_time_ms=cpu_ms,
+            stderr=stderr,
+            cgroup=stats,
         )
         limits_hit = infer_limits(evidence, state.limits)
         return StepResult(
-            step=state.step, exit_code=exit_code, signal=signal,
-            stdout=bytes(state.captured["stdout"]), stderr=stderr,
-            timed_out=state.timed_out, limit=limits_hit[0] if limits_hit else None,
-            limits_hit=limits_hit, truncated=state.output_capped,
-            duration_ms=duration_ms, cpu_time_ms=cpu_ms, peak_memory_bytes=peak,
+            step=state.step,
+            exit_code=exit_code,
+            signal=signal,
+            stdout=bytes(state.captured["stdout"]),
+            stderr=stderr,
+            timed_out=state.timed_out,
+            limit=limits_hit[0] if limits_hit else None,
+            limits_hit=limits_hit,
+            truncated=state.output_capped,
+            duration_ms=duration_ms,
+            cpu_time_ms=cpu_ms,
+            peak_memory_bytes=peak,
         )
 
 
@@ -503,8 +560,9 @@ def _json_field(text: bytearray, key: str) -> int | None:
     return None
 
 
-async def _feed_stdin(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
-                      data: bytes) -> None:
+async def _feed_stdin(
+    loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], data: bytes
+) -> None:
     """Write stdin without blocking the loop; a program that stops reading is fine."""
     assert proc.stdin is not None
     fd = proc.stdin.fileno()

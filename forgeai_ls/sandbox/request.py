@@ -51,4 +51,6 @@ class SandboxRequest(BaseModel):
 
 def default_step(argv: tuple[str, ...], *, compile_step: bool = False) -> StepSpec:
     """A step with the default limits of its kind."""
-    return StepSpec(argv=argv, limits=DEFAULT_COMPILE_LIMITS if compile_step else DEFAULT_RUN_LIMITS)
+    return StepSpec(
+        argv=argv, limits=DEFAULT_COMPILE_LIMITS if compile_step else DEFAULT_RUN_LIMITS
+    )

@@ -90,7 +90,9 @@ class ExecutionResult(BaseModel):
         return self.compile is not None and self.run is None
 
     @classmethod
-    def from_steps(cls, compile_step: StepResult | None, run_step: StepResult | None) -> ExecutionResult:
+    def from_steps(
+        cls, compile_step: StepResult | None, run_step: StepResult | None
+    ) -> ExecutionResult:
         deciding = run_step or compile_step
         if deciding is None:
             raise ValueError("an execution has at least one step")

@@ -17,16 +17,61 @@ from functools import cache
 log = logging.getLogger(__name__)
 
 DENIED_SYSCALLS: tuple[str, ...] = (
-    "acct", "add_key", "adjtimex", "bpf", "clock_adjtime", "clock_settime", "create_module",
-    "delete_module", "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-    "get_kernel_syms", "init_module", "io_uring_enter", "io_uring_register",
-    "io_uring_setup", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
-    "lookup_dcookie", "mount", "mount_setattr", "move_mount",
-    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree",
-    "perf_event_open", "pivot_root", "process_vm_readv", "process_vm_writev", "query_module",
-    "quotactl", "reboot", "request_key", "setns", "settimeofday", "swapoff",
-    "swapon", "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat",
-    "vhangup", "vm86", "vm86old",
+    "acct",
+    "add_key",
+    "adjtimex",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "fanotify_init",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vhangup",
+    "vm86",
+    "vm86old",
 )
 
 
@@ -34,7 +79,7 @@ DENIED_SYSCALLS: tuple[str, ...] = (
 def seccomp_program() -> bytes | None:
     """The filter as BPF bytes for ``bwrap --seccomp``, or ``None`` without libseccomp."""
     try:
-        import pyseccomp  # noqa: PLC0415  (optional: needs the libseccomp shared library)
+        import pyseccomp
     except (ImportError, OSError) as exc:
         log.warning("seccomp filter disabled: libseccomp is not available (%s)", exc)
         return None

@@ -38,8 +38,9 @@ def _is_pyenv_shim(path: str) -> bool:
 
 def _ask_manager(argv: list[str], env: dict[str, str]) -> str | None:
     try:
-        completed = subprocess.run(argv, capture_output=True, text=True, env=env,
-                                   timeout=_MANAGER_TIMEOUT, check=False)
+        completed = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=_MANAGER_TIMEOUT, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     answer = completed.stdout.strip()
@@ -65,7 +66,9 @@ def _through_version_manager(found: str, name: str, env: dict[str, str]) -> str:
     return found
 
 
-_TOO_BROAD = frozenset({"/", "/home", "/root", "/opt", "/etc", "/var", "/tmp", "/run", "/srv", "/mnt"})
+_TOO_BROAD = frozenset(
+    {"/", "/home", "/root", "/opt", "/etc", "/var", "/tmp", "/run", "/srv", "/mnt"}
+)
 
 
 def _toolchain_root(executable: str) -> str | None:

@@ -35,8 +35,11 @@ class UidLease:
 
 class UidPool:
     def __init__(self, lock_dir: Path, base: int | None = None, count: int | None = None) -> None:
-        self.base = base if base is not None else int(
-            os.environ.get("FORGEAI_SANDBOX_UID_BASE", DEFAULT_UID_BASE))
+        self.base = (
+            base
+            if base is not None
+            else int(os.environ.get("FORGEAI_SANDBOX_UID_BASE", DEFAULT_UID_BASE))
+        )
         self.count = count if count is not None else DEFAULT_UID_COUNT
         self.lock_dir = lock_dir
         self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -45,8 +48,9 @@ class UidPool:
     def acquire(self) -> UidLease:
         for attempt in range(self.count):
             slot = (self._next + attempt) % self.count
-            fd = os.open(self.lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                         0o600)
+            fd = os.open(
+                self.lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

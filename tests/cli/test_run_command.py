@@ -17,10 +17,19 @@ FORGEAI = [sys.executable, "-m", "forgeai_ls.cli.main"]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def forgeai(*args: str, stdin: bytes | None = None, cwd: Path | None = None,
-            ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*FORGEAI, *args], input=stdin if stdin is not None else b"",
-                          capture_output=True, cwd=cwd or REPO, timeout=120, check=False)
+def forgeai(
+    *args: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*FORGEAI, *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        cwd=cwd or REPO,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_runs_the_example_file() -> None:
@@ -37,8 +46,19 @@ def test_json_has_the_documented_fields(tmp_path: Path) -> None:
     done = forgeai("run", str(program), "--json")
     assert done.returncode == 3
     document = json.loads(done.stdout)
-    assert {"language", "plugin", "backend", "exit_code", "signal", "stdout", "stderr",
-            "timed_out", "limit", "truncated", "duration_ms"} <= document.keys()
+    assert {
+        "language",
+        "plugin",
+        "backend",
+        "exit_code",
+        "signal",
+        "stdout",
+        "stderr",
+        "timed_out",
+        "limit",
+        "truncated",
+        "duration_ms",
+    } <= document.keys()
     assert document["language"] == "python"
     assert document["backend"] == "native"
     assert (document["exit_code"], document["stdout"], document["stderr"]) == (3, "out\n", "err\n")
@@ -63,7 +83,9 @@ def test_stdin_file_and_piped_stdin(tmp_path: Path) -> None:
     data = tmp_path / "input.txt"
     data.write_bytes(b"from a file\n")
     code = "import sys\nprint(sys.stdin.read().strip()[::-1])"
-    assert forgeai("run", "-l", "python", "-c", code, "--stdin", str(data)).stdout == b"elif a morf\n"
+    assert (
+        forgeai("run", "-l", "python", "-c", code, "--stdin", str(data)).stdout == b"elif a morf\n"
+    )
     assert forgeai("run", "-l", "python", "-c", code, stdin=b"piped").stdout == b"depip\n"
 
 
@@ -78,9 +100,13 @@ def test_memory_flag_sets_the_limit() -> None:
 def test_output_streams_while_the_program_runs() -> None:
     """The first line is on the terminal while the program is still running."""
     code = "import time\nprint('first', flush=True)\ntime.sleep(3)\nprint('second')"
-    proc = subprocess.Popen([*FORGEAI, "run", "-l", "python", "-c", code], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", "-l", "python", "-c", code],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()
     still_running = proc.poll() is None
@@ -90,19 +116,27 @@ def test_output_streams_while_the_program_runs() -> None:
     assert rest == b"second\n"
 
 
-@pytest.mark.parametrize(("args", "code", "fragment"), [
-    (["run", "-l", "cobol", "-c", "x"], "FORGEAI-E102", b"unknown language 'cobol'"),
-    (["run", "missing.py"], "FORGEAI-E103", b"missing.py: no such file"),
-    (["run", "examples"], "FORGEAI-E103", b"is a directory"),
-    (["run", "--definitely-not-a-flag", "x.py"], "FORGEAI-E101", b"No such option"),
-    (["run", "--timeout", "abc", "x.py"], "FORGEAI-E101", b"--timeout"),
-    (["run", "-c", "print(1)"], "FORGEAI-E101", b"needs -l LANG"),
-    (["run"], "FORGEAI-E101", b"nothing to run"),
-    (["run", "README.md"], "FORGEAI-E102", b"extension '.md'"),
-    (["run", "-l", "python", "-c", "1", "--stdin", "nope.txt"], "FORGEAI-E104", b"no such file"),
-])
-def test_bad_input_is_one_clear_line_and_exit_125(args: list[str], code: str,
-                                                   fragment: bytes) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["run", "-l", "cobol", "-c", "x"], "FORGEAI-E102", b"unknown language 'cobol'"),
+        (["run", "missing.py"], "FORGEAI-E103", b"missing.py: no such file"),
+        (["run", "examples"], "FORGEAI-E103", b"is a directory"),
+        (["run", "--definitely-not-a-flag", "x.py"], "FORGEAI-E101", b"No such option"),
+        (["run", "--timeout", "abc", "x.py"], "FORGEAI-E101", b"--timeout"),
+        (["run", "-c", "print(1)"], "FORGEAI-E101", b"needs -l LANG"),
+        (["run"], "FORGEAI-E101", b"nothing to run"),
+        (["run", "README.md"], "FORGEAI-E102", b"extension '.md'"),
+        (
+            ["run", "-l", "python", "-c", "1", "--stdin", "nope.txt"],
+            "FORGEAI-E104",
+            b"no such file",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_125(
+    args: list[str], code: str, fragment: bytes
+) -> None:
     """Each refusal: exit 125, one stderr line with the stable code and what failed."""
     done = forgeai(*args)
     assert done.returncode == 125
@@ -126,9 +160,14 @@ def test_missing_bubblewrap_is_a_clear_error(tmp_path: Path) -> None:
     """Without bwrap, the run is refused with how to install it, never run unsandboxed."""
     env = {**os.environ, "FORGEAI_BWRAP": str(tmp_path / "no-bwrap")}
     marker = tmp_path / "ran"
-    done = subprocess.run([*FORGEAI, "run", "-l", "python", "-c",
-                           f"open({str(marker)!r}, 'w').write('x')"],
-                          capture_output=True, env=env, cwd=REPO, timeout=60, check=False)
+    done = subprocess.run(
+        [*FORGEAI, "run", "-l", "python", "-c", f"open({str(marker)!r}, 'w').write('x')"],
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 125
     assert b"FORGEAI-E110" in done.stderr and b"bubblewrap" in done.stderr
     assert not marker.exists()
@@ -137,10 +176,13 @@ def test_missing_bubblewrap_is_a_clear_error(tmp_path: Path) -> None:
 def test_cancellation_by_interrupt_leaves_nothing_running() -> None:
     """Ctrl-C on the CLI stops the program and everything it started."""
     marker = f"{int(time.time() * 1000) % 1000000 + 3000000}"
-    proc = subprocess.Popen([*FORGEAI, "run", "-l", "bash", "-c",
-                             f"echo up; sleep {marker} & sleep {marker}.5"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", "-l", "bash", "-c", f"echo up; sleep {marker} & sleep {marker}.5"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"up\n"
     proc.send_signal(2)

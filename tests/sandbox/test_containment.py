@@ -39,8 +39,9 @@ async def test_infinite_loop_stops_at_the_wall_clock_limit() -> None:
 
 async def test_busy_loop_stops_at_the_cpu_limit() -> None:
     """A busy loop is stopped by the CPU-time limit before the wall clock."""
-    result = await run_code("c", "int main(void){volatile long i=0; for(;;) i++;}",
-                            cpu_time=1, wall_timeout=20)
+    result = await run_code(
+        "c", "int main(void){volatile long i=0; for(;;) i++;}", cpu_time=1, wall_timeout=20
+    )
     assert result.limit is LimitKind.CPU
     assert not result.timed_out
     assert result.cpu_time_ms is not None and result.cpu_time_ms >= 900
@@ -63,9 +64,11 @@ async def test_fork_bomb_hits_the_process_limit() -> None:
 
 async def test_c_fork_loop_hits_the_process_limit() -> None:
     """fork() in a loop fails at the process limit, which is reported."""
-    code = ('#include <unistd.h>\n#include <stdio.h>\n#include <stdlib.h>\n'
-            'int main(void){for(int i=0;i<100000;i++){pid_t p=fork();'
-            'if(p<0){perror("fork");exit(1);} if(p==0){pause();}} return 0;}')
+    code = (
+        "#include <unistd.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+        "int main(void){for(int i=0;i<100000;i++){pid_t p=fork();"
+        'if(p<0){perror("fork");exit(1);} if(p==0){pause();}} return 0;}'
+    )
     result = await run_code("c", code, processes=16, wall_timeout=5)
     assert result.limit is LimitKind.PROCESSES
 
@@ -73,8 +76,10 @@ async def test_c_fork_loop_hits_the_process_limit() -> None:
 async def test_output_flood_is_capped_and_the_parent_stays_small() -> None:
     """1 GiB written to stdout is cut at the output limit; ForgeAI's memory does not grow."""
     before = psutil.Process().memory_info().rss
-    code = ("import sys\nblock = b'x' * (1024 * 1024)\n"
-            "for _ in range(1024):\n    sys.stdout.buffer.write(block)")
+    code = (
+        "import sys\nblock = b'x' * (1024 * 1024)\n"
+        "for _ in range(1024):\n    sys.stdout.buffer.write(block)"
+    )
     result = await run_code("python", code, output_bytes=2 * MIB)
     growth = psutil.Process().memory_info().rss - before
     assert result.limit is LimitKind.OUTPUT
@@ -85,8 +90,10 @@ async def test_output_flood_is_capped_and_the_parent_stays_small() -> None:
 
 async def test_filling_the_work_dir_hits_the_disk_limit() -> None:
     """Writing files until the disk is full stops at the work dir's size, not the host's."""
-    code = ("i = 0\nwhile True:\n    with open(f'fill{i}', 'wb') as f:\n"
-            "        f.write(b'x' * (1024 * 1024))\n    i += 1")
+    code = (
+        "i = 0\nwhile True:\n    with open(f'fill{i}', 'wb') as f:\n"
+        "        f.write(b'x' * (1024 * 1024))\n    i += 1"
+    )
     result = await run_code("python", code, disk_bytes=8 * MIB, file_size_bytes=4 * MIB)
     assert result.limit is LimitKind.FILE_SIZE
     assert b"No space left on device" in result.stderr
@@ -102,39 +109,61 @@ async def test_one_huge_file_hits_the_file_size_limit() -> None:
 async def test_background_processes_do_not_outlive_the_run() -> None:
     """setsid and nohup children are killed with the program."""
     marker = f"{uuid.uuid4().int % 100000 + 500000}"
-    code = (f"setsid sleep {marker} >/dev/null 2>&1 < /dev/null &\n"
-            f"nohup sleep {marker}.5 >/dev/null 2>&1 &\n"
-            f"(sleep {marker}.25 &)\necho started")
+    code = (
+        f"setsid sleep {marker} >/dev/null 2>&1 < /dev/null &\n"
+        f"nohup sleep {marker}.5 >/dev/null 2>&1 &\n"
+        f"(sleep {marker}.25 &)\necho started"
+    )
     result = await run_code("bash", code)
     assert result.stdout == b"started\n"
     assert _processes_with(marker) == []
 
 
-async def test_host_secrets_are_invisible() -> None:
-    """The home directory, /etc/shadow and the project checkout cannot be read."""
-    targets = [str(Path.home()), "/etc/shadow", str(Path(__file__).resolve()),
-               str(Path(__file__).resolve().parents[2]), "/root", "/home", "/var/log"]
-    code = ("import json, os, sys\nseen = {}\n"
-            "for path in json.loads(sys.argv[0] if False else " + repr(json.dumps(targets)) + "):\n"
-            "    try:\n        seen[path] = os.listdir(path) if os.path.isdir(path) else "
-            "open(path).read(10)\n"
-            "    except OSError as exc:\n        seen[path] = type(exc).__name__\n"
-            "print(json.dumps(seen))")
+async def test_host_secrets_are_invisible(tmp_path: Path) -> None:
+    """Home, /etc/shadow, the checkout and files ForgeAI's user can read stay unreadable."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    files = ["/etc/shadow", str(secret), str(Path(__file__).resolve()), "/etc/ssh/ssh_host_rsa_key"]
+    dirs = [
+        str(Path.home()),
+        str(Path(__file__).resolve().parents[2]),
+        "/root",
+        "/home",
+        "/var/log",
+        str(tmp_path),
+    ]
+    code = (
+        "import json, os\nseen = {}\n"
+        f"for path in {files + dirs!r}:\n"
+        "    try:\n        seen[path] = sorted(os.listdir(path)) if os.path.isdir(path) "
+        "else open(path).read()\n"
+        "    except OSError as exc:\n        seen[path] = type(exc).__name__\n"
+        "print(json.dumps(seen))"
+    )
     result = await run_code("python", code)
     seen = json.loads(result.stdout)
-    for path, outcome in seen.items():
-        if path == "/root":  # exists only as the empty parent of a mounted toolchain, if at all
-            assert outcome in ("FileNotFoundError", [".pyenv"], [".rustup"], [".pyenv", ".rustup"])
+    for path in files:
+        assert seen[path] in ("FileNotFoundError", "PermissionError"), (path, seen[path])
+    toolchain_parents = {".pyenv", ".rustup", ".cargo"}  # empty mount points of toolchains
+    for path in dirs:
+        if isinstance(seen[path], str):
+            assert seen[path] in ("FileNotFoundError", "PermissionError"), (path, seen[path])
             continue
-        assert outcome in ("FileNotFoundError", "PermissionError"), (path, outcome)
+        try:
+            on_host = set(os.listdir(path))
+        except OSError:
+            on_host = set()
+        assert not (set(seen[path]) & on_host) - toolchain_parents, (path, seen[path])
 
 
 async def test_writes_outside_the_work_dir_fail() -> None:
     """Only /work and /tmp are writable; system trees, /dev and /proc/sys are not."""
-    code = ("import os\nfor path in ['/usr/x', '/etc/x', '/x', '/dev/x', '/build-x', "
-            "'/proc/sys/kernel/hostname', '/work/ok', '/tmp/ok']:\n"
-            "    try:\n        open(path, 'w').write('1')\n        print(path, 'written')\n"
-            "    except OSError as exc:\n        print(path, type(exc).__name__)")
+    code = (
+        "import os\nfor path in ['/usr/x', '/etc/x', '/x', '/dev/x', '/build-x', "
+        "'/proc/sys/kernel/hostname', '/work/ok', '/tmp/ok']:\n"
+        "    try:\n        open(path, 'w').write('1')\n        print(path, 'written')\n"
+        "    except OSError as exc:\n        print(path, type(exc).__name__)"
+    )
     result = await run_code("python", code)
     lines = dict(line.split(" ", 1) for line in result.stdout.decode().splitlines())
     assert lines.pop("/work/ok") == "written"
@@ -167,10 +196,12 @@ def host_server() -> Iterator[int]:
     server.close()
 
 
-NET_PROBE = ("import socket, sys\nport = int({port})\nfor host in ['127.0.0.1', '10.0.0.1', "
-             "'1.1.1.1']:\n    try:\n        s = socket.create_connection((host, port), "
-             "timeout=1)\n        print(host, s.recv(100).decode().strip())\n"
-             "    except OSError as exc:\n        print(host, 'blocked', type(exc).__name__)")
+NET_PROBE = (
+    "import socket, sys\nport = int({port})\nfor host in ['127.0.0.1', '10.0.0.1', "
+    "'1.1.1.1']:\n    try:\n        s = socket.create_connection((host, port), "
+    "timeout=1)\n        print(host, s.recv(100).decode().strip())\n"
+    "    except OSError as exc:\n        print(host, 'blocked', type(exc).__name__)"
+)
 
 
 async def test_network_is_off_including_the_hosts_loopback(host_server: int) -> None:
@@ -191,10 +222,12 @@ async def test_parent_environment_is_not_visible(monkeypatch: pytest.MonkeyPatch
     """Neither the program's environment nor any /proc/*/environ shows ForgeAI's variables."""
     secret = f"s3cret-{uuid.uuid4()}"
     monkeypatch.setenv("FORGEAI_TEST_SECRET", secret)
-    code = ("import os, glob\nprint(repr(dict(os.environ)))\n"
-            "for path in glob.glob('/proc/*/environ'):\n"
-            "    try:\n        print(path, open(path, 'rb').read())\n"
-            "    except OSError as exc:\n        print(path, exc)")
+    code = (
+        "import os, glob\nprint(repr(dict(os.environ)))\n"
+        "for path in glob.glob('/proc/*/environ'):\n"
+        "    try:\n        print(path, open(path, 'rb').read())\n"
+        "    except OSError as exc:\n        print(path, exc)"
+    )
     result = await run_code("python", code)
     assert result.exit_code == 0
     assert secret.encode() not in result.stdout

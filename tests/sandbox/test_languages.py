@@ -15,8 +15,8 @@ HELLO = {
     "c": '#include <stdio.h>\nint main(void) { puts("Hello, ForgeAI"); return 0; }',
     "cpp": '#include <iostream>\nint main() { std::cout << "Hello, ForgeAI" << std::endl; }',
     "rust": 'fn main() { println!("Hello, ForgeAI"); }',
-    "java": 'public class Hello {\n  public static void main(String[] a) {\n'
-            '    System.out.println("Hello, ForgeAI");\n  }\n}',
+    "java": "public class Hello {\n  public static void main(String[] a) {\n"
+    '    System.out.println("Hello, ForgeAI");\n  }\n}',
 }
 
 EXIT_AND_STDERR = {
@@ -26,23 +26,23 @@ EXIT_AND_STDERR = {
     "c": '#include <stdio.h>\nint main(void) { fputs("to stderr\\n", stderr); return 7; }',
     "cpp": '#include <iostream>\nint main() { std::cerr << "to stderr" << std::endl; return 7; }',
     "rust": 'fn main() { eprintln!("to stderr"); std::process::exit(7); }',
-    "java": 'public class Main {\n  public static void main(String[] a) {\n'
-            '    System.err.println("to stderr"); System.exit(7);\n  }\n}',
+    "java": "public class Main {\n  public static void main(String[] a) {\n"
+    '    System.err.println("to stderr"); System.exit(7);\n  }\n}',
 }
 
 ECHO_STDIN = {
     "python": "import sys\nprint(sys.stdin.read().upper(), end='')",
     "javascript": "let s='';process.stdin.on('data',d=>s+=d);"
-                  "process.stdin.on('end',()=>process.stdout.write(s.toUpperCase()));",
+    "process.stdin.on('end',()=>process.stdout.write(s.toUpperCase()));",
     "bash": "tr a-z A-Z",
-    "c": '#include <stdio.h>\n#include <ctype.h>\n'
-         'int main(void){int c;while((c=getchar())!=EOF)putchar(toupper(c));return 0;}',
-    "cpp": '#include <iostream>\n#include <cctype>\n'
-           'int main(){char c;while(std::cin.get(c))std::cout<<(char)std::toupper(c);}',
-    "rust": 'use std::io::Read;\nfn main(){let mut s=String::new();'
-            'std::io::stdin().read_to_string(&mut s).unwrap();print!("{}", s.to_uppercase());}',
-    "java": 'public class Main {\n  public static void main(String[] a) throws Exception {\n'
-            '    System.out.print(new String(System.in.readAllBytes()).toUpperCase());\n  }\n}',
+    "c": "#include <stdio.h>\n#include <ctype.h>\n"
+    "int main(void){int c;while((c=getchar())!=EOF)putchar(toupper(c));return 0;}",
+    "cpp": "#include <iostream>\n#include <cctype>\n"
+    "int main(){char c;while(std::cin.get(c))std::cout<<(char)std::toupper(c);}",
+    "rust": "use std::io::Read;\nfn main(){let mut s=String::new();"
+    'std::io::stdin().read_to_string(&mut s).unwrap();print!("{}", s.to_uppercase());}',
+    "java": "public class Main {\n  public static void main(String[] a) throws Exception {\n"
+    "    System.out.print(new String(System.in.readAllBytes()).toUpperCase());\n  }\n}",
 }
 
 
@@ -74,11 +74,14 @@ async def test_stdin_reaches_the_program(language: str) -> None:
     assert result.exit_code == 0
 
 
-@pytest.mark.parametrize(("language", "code"), [
-    ("c", "int main(void) { return undefined_name; }"),
-    ("rust", "fn main() { let x: u32 = \"text\"; }"),
-    ("java", "public class Main { public static void main(String[] a) { int x = ; } }"),
-])
+@pytest.mark.parametrize(
+    ("language", "code"),
+    [
+        ("c", "int main(void) { return undefined_name; }"),
+        ("rust", 'fn main() { let x: u32 = "text"; }'),
+        ("java", "public class Main { public static void main(String[] a) { int x = ; } }"),
+    ],
+)
 async def test_compile_error_stops_before_running(language: str, code: str) -> None:
     """A compile error is reported from the compile step and nothing runs."""
     result = await run_code(language, code)

@@ -22,8 +22,15 @@ LIMITS = ResourceLimits()
 
 
 def evidence(**changes: object) -> StepEvidence:
-    base: dict[str, object] = dict(signal=None, failed=True, timed_out=False, output_capped=False,
-                                   cpu_time_ms=10.0, stderr=b"", cgroup=None)
+    base: dict[str, object] = dict(
+        signal=None,
+        failed=True,
+        timed_out=False,
+        output_capped=False,
+        cpu_time_ms=10.0,
+        stderr=b"",
+        cgroup=None,
+    )
     return StepEvidence(**{**base, **changes})  # type: ignore[arg-type]
 
 
@@ -66,8 +73,9 @@ def test_cause_comes_before_consequence() -> None:
 def test_rlimit_mode_reads_the_programs_error() -> None:
     """Without cgroups, a MemoryError or a failed fork on stderr names the limit."""
     assert infer_limits(evidence(stderr=b"MemoryError\n"), LIMITS) == (LimitKind.MEMORY,)
-    assert infer_limits(evidence(stderr=b"fork: retry: Resource temporarily unavailable"),
-                        LIMITS) == (LimitKind.PROCESSES,)
+    assert infer_limits(
+        evidence(stderr=b"fork: retry: Resource temporarily unavailable"), LIMITS
+    ) == (LimitKind.PROCESSES,)
     assert infer_limits(evidence(failed=False, stderr=b"MemoryError\n"), LIMITS) == ()
 
 
@@ -76,7 +84,8 @@ def test_cpu_limit_from_signal_or_usage() -> None:
     assert infer_limits(evidence(signal=signal.SIGXCPU), LIMITS) == (LimitKind.CPU,)
     spent = LIMITS.cpu_time * 1000
     assert infer_limits(evidence(signal=signal.SIGKILL, cpu_time_ms=spent), LIMITS) == (
-        LimitKind.CPU,)
+        LimitKind.CPU,
+    )
 
 
 def test_language_lookup_by_alias_and_extension() -> None:

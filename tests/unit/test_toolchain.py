@@ -25,7 +25,7 @@ def test_pyenv_shim_resolves_to_the_versions_prefix(tmp_path: Path) -> None:
     (root / "libexec").mkdir(parents=True)
     real = _executable(root / "versions" / "3.99.0" / "bin" / "python3", "#!/bin/sh\n")
     _executable(root / "shims" / "python3", "#!/bin/sh\nexec pyenv exec python3\n")
-    _executable(root / "bin" / "pyenv", f"#!/bin/sh\n[ \"$1\" = which ] && echo {real}\n")
+    _executable(root / "bin" / "pyenv", f'#!/bin/sh\n[ "$1" = which ] && echo {real}\n')
     resolver = ToolchainResolver({"PATH": f"{root / 'shims'}:/usr/bin:/bin"})
     resolved = resolver.resolve("python3")
     assert resolved.executable == str(real)
@@ -36,8 +36,9 @@ def test_rustup_proxy_resolves_to_the_toolchain(tmp_path: Path) -> None:
     """A rustup proxy (a link to rustup named rustc) is asked which rustc it runs."""
     toolchain = tmp_path / "rustup" / "toolchains" / "stable"
     real = _executable(toolchain / "bin" / "rustc", "#!/bin/sh\n")
-    rustup = _executable(tmp_path / "cargo" / "bin" / "rustup",
-                         f"#!/bin/sh\n[ \"$1\" = which ] && echo {real}\n")
+    rustup = _executable(
+        tmp_path / "cargo" / "bin" / "rustup", f'#!/bin/sh\n[ "$1" = which ] && echo {real}\n'
+    )
     os.symlink(rustup, tmp_path / "cargo" / "bin" / "rustc")
     resolved = ToolchainResolver({"PATH": str(tmp_path / "cargo" / "bin")}).resolve("rustc")
     assert resolved.executable == str(real)
@@ -51,8 +52,9 @@ def test_system_tools_need_no_mount() -> None:
     assert resolved.toolchain_root is None
 
 
-def test_a_tool_directly_in_home_mounts_only_itself(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tool_directly_in_home_mounts_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A tool in ~/bin never exposes the whole home directory."""
     monkeypatch.setenv("HOME", str(tmp_path))
     tool = _executable(tmp_path / "bin" / "mytool", "#!/bin/sh\n")
