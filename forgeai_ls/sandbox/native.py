@@ -44,7 +44,7 @@ from forgeai_ls.sandbox.events import (
 from forgeai_ls.sandbox.host import NativeHost, detect_native_host
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.limits import ResourceLimits
-from forgeai_ls.sandbox.request import SandboxRequest, StepSpec
+from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
 from forgeai_ls.sandbox.result import ExecutionResult, StepName, StepResult
 from forgeai_ls.sandbox.seccomp import seccomp_fd
 from forgeai_ls.sandbox.toolchain import ToolchainResolver
@@ -242,7 +242,7 @@ class NativeBackend:
     ) -> tuple[list[str], list[str]]:
         """Resolve argv[0]; return (resolved argv, toolchain roots to mount)."""
         name = argv[0]
-        if name.startswith("/"):
+        if name.startswith((f"{WORK_DIR}/", f"{BUILD_DIR}/")):  # built or placed in the sandbox
             return list(argv), []
         resolved = self._resolver.resolve(name)
         roots = [resolved.toolchain_root] if resolved.toolchain_root else []

@@ -103,7 +103,10 @@ class ToolchainResolver:
         return resolved
 
     def _resolve_uncached(self, name: str) -> ResolvedCommand:
-        found = shutil.which(name, path=self._env.get("PATH", os.defpath))
+        if os.path.isabs(name):
+            found = name if os.access(name, os.X_OK) and os.path.isfile(name) else None
+        else:
+            found = shutil.which(name, path=self._env.get("PATH", os.defpath))
         if found is None:
             raise ToolchainNotFoundError(
                 f"'{name}' was not found on PATH",
