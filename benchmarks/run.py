@@ -59,8 +59,12 @@ async def cold_start(backend: NativeBackend, python: str, runs: int) -> dict[str
         subprocess.run([python, "-c", "pass"], check=True)
         bare.append((time.perf_counter() - start) * 1000)
     sandbox_ms, bare_ms = statistics.median(sandboxed), statistics.median(bare)
-    return {"sandbox_ms": sandbox_ms, "bare_ms": bare_ms, "ratio": sandbox_ms / bare_ms,
-            "overhead_ms": sandbox_ms - bare_ms}
+    return {
+        "sandbox_ms": sandbox_ms,
+        "bare_ms": bare_ms,
+        "ratio": sandbox_ms / bare_ms,
+        "overhead_ms": sandbox_ms - bare_ms,
+    }
 
 
 async def _latencies_sandboxed(backend: NativeBackend, python: str, count: int) -> list[float]:
@@ -94,8 +98,10 @@ async def stream_latency(backend: NativeBackend, python: str, count: int) -> dic
     sandboxed = await _latencies_sandboxed(backend, python, count)
     bare = await _latencies_bare(python, count)
     return {
-        "sandbox_p50_ms": statistics.median(sandboxed), "sandbox_p95_ms": _percentile(sandboxed, 0.95),
-        "bare_p50_ms": statistics.median(bare), "bare_p95_ms": _percentile(bare, 0.95),
+        "sandbox_p50_ms": statistics.median(sandboxed),
+        "sandbox_p95_ms": _percentile(sandboxed, 0.95),
+        "bare_p50_ms": statistics.median(bare),
+        "bare_p95_ms": _percentile(bare, 0.95),
         "ratio_p50": statistics.median(sandboxed) / statistics.median(bare),
     }
 
@@ -125,6 +131,9 @@ if __name__ == "__main__":
     _print_table(results)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"machine": os.uname().nodename, "python": sys.version,
-                               "figures": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"machine": os.uname().nodename, "python": sys.version, "figures": results}, indent=2
+        )
+    )
     print(f"written: {out}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from forgeai_ls.errors import LimitsError
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -31,7 +33,14 @@ class ResourceLimits(BaseModel):
     def with_overrides(self, **changes: object) -> ResourceLimits:
         """A copy with the given fields replaced (``None`` values are ignored)."""
         given = {key: value for key, value in changes.items() if value is not None}
-        return self.model_validate({**self.model_dump(), **given})
+        try:
+            return self.model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise LimitsError(f"invalid resource limits: {problems}") from None
 
 
 DEFAULT_RUN_LIMITS = ResourceLimits()

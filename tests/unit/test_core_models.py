@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from forgeai_ls.errors import SourceError, UnknownLanguageError
+from forgeai_ls.errors import LimitsError, SourceError, UnknownLanguageError
 from forgeai_ls.plugins.catalog import builtin_catalog
 from forgeai_ls.plugins.source import check_source_text
 from forgeai_ls.sandbox import ResourceLimits, SandboxRequest, StepSpec
@@ -40,6 +40,13 @@ def test_limits_refuse_nonsense() -> None:
         ResourceLimits(wall_timeout=-1)
     with pytest.raises(ValidationError):
         ResourceLimits(memory_bytes=1024)
+
+
+def test_bad_override_is_a_limits_error() -> None:
+    """Overrides out of range name the field and carry the stable code."""
+    with pytest.raises(LimitsError, match="wall_timeout") as refused:
+        LIMITS.with_overrides(wall_timeout=0)
+    assert refused.value.code == "FORGEAI-E113"
 
 
 def test_with_overrides_ignores_none() -> None:
