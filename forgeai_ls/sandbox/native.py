@@ -25,7 +25,7 @@ import shutil
 import signal as signals
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,21 +195,16 @@ class NativeBackend:
         try:
             compile_result: StepResult | None = None
             if request.compile is not None:
-                build = workspace.make_build_dir()
+                build = str(workspace.make_build_dir())
                 yield StepStarted(StepName.COMPILE)
-                async for event in self._run_step(
-                    host,
-                    workspace,
-                    request,
-                    request.compile,
-                    StepName.COMPILE,
-                    str(build),
-                    True,
-                    None,
-                ):
-                    if isinstance(event, StepFinished):
-                        compile_result = event.result
-                    yield event
+                steps = self._run_step(
+                    host, workspace, request, request.compile, StepName.COMPILE, build, True, None
+                )
+                async with contextlib.aclosing(steps):  # closing us must kill the step now
+                    async for event in steps:
+                        if isinstance(event, StepFinished):
+                            compile_result = event.result
+                        yield event
                 assert compile_result is not None
                 if not compile_result.ok:
                     yield ExecutionFinished(ExecutionResult.from_steps(compile_result, None))
@@ -217,12 +212,14 @@ class NativeBackend:
             run_result: StepResult | None = None
             build_dir = str(workspace.build_dir) if workspace.build_dir else None
             yield StepStarted(StepName.RUN)
-            async for event in self._run_step(
+            steps = self._run_step(
                 host, workspace, request, request.run, StepName.RUN, build_dir, False, request.stdin
-            ):
-                if isinstance(event, StepFinished):
-                    run_result = event.result
-                yield event
+            )
+            async with contextlib.aclosing(steps):
+                async for event in steps:
+                    if isinstance(event, StepFinished):
+                        run_result = event.result
+                    yield event
             yield ExecutionFinished(ExecutionResult.from_steps(compile_result, run_result))
         finally:
             workspace.remove()
@@ -279,7 +276,7 @@ class NativeBackend:
         build_dir: str | None,
         build_writable: bool,
         stdin: bytes | None,
-    ) -> AsyncIterator[OutputChunk | StepFinished]:
+    ) -> AsyncGenerator[OutputChunk | StepFinished, None]:
         loop = asyncio.get_running_loop()
         limits = spec.limits
         argv, roots = self._toolchain_mounts(host, spec.argv)
