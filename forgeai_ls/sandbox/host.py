@@ -14,6 +14,7 @@ from pathlib import Path
 from forgeai_ls.errors import SandboxUnavailableError
 from forgeai_ls.sandbox import linux
 from forgeai_ls.sandbox.cgroups import CgroupManager, detect_cgroups
+from forgeai_ls.sandbox.etc_tree import build_etc_tree
 from forgeai_ls.sandbox.seccomp import seccomp_program
 from forgeai_ls.sandbox.uidpool import UidPool
 
@@ -39,6 +40,8 @@ class NativeHost:
     """Root only: where toolchains unreadable by the sandbox uid are bind-mounted for bwrap."""
     seccomp: bytes | None
     subreaper: bool
+    etc_dir: Path
+    """The sandbox's read-only /etc (see etc_tree)."""
 
 
 def _find_bwrap() -> str:
@@ -95,4 +98,5 @@ def detect_native_host() -> NativeHost:
         stage_dir=_private_dir(base / "stage", 0o755) if is_root else None,
         seccomp=seccomp_program(),
         subreaper=subreaper,
+        etc_dir=build_etc_tree(_private_dir(base / "etc", 0o711 if is_root else 0o700)),
     )

@@ -114,15 +114,15 @@ class _Workspace:
 class _Preexec:
     """Runs in the forked child before exec(bwrap): single-threaded, syscalls only."""
 
-    procs_files: tuple[str, ...]
+    attach_files: tuple[str, ...]
     rlimits: list[tuple[int, tuple[int, int]]]
     stage_dir: str | None
     stage_sources: list[str]
     uid: int | None
 
     def __call__(self) -> None:
-        for procs in self.procs_files:
-            fd = os.open(procs, os.O_WRONLY)
+        for attach in self.attach_files:
+            fd = os.open(attach, os.O_WRONLY)
             try:
                 os.write(fd, b"0")
             finally:
@@ -308,6 +308,7 @@ class NativeBackend:
             fds_to_close.append(seccomp)
         command = build_command(
             bwrap=host.bwrap,
+            etc_dir=str(host.etc_dir),
             argv=argv,
             env=env,
             files=request.files,
@@ -321,7 +322,7 @@ class NativeBackend:
         )
         fds_to_close += command.pass_fds
         preexec = _Preexec(
-            procs_files=cgroup.procs_files if cgroup else (),
+            attach_files=cgroup.attach_files if cgroup else (),
             rlimits=self._rlimits(host, limits, workspace.uid, cgroup),
             stage_dir=str(host.stage_dir) if staged else None,
             stage_sources=roots,
