@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from forgeai_ls.cli.report import exit_status, print_json, result_json, status_line
+from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.errors import SandboxUnavailableError, StdinSourceError, UsageError
 from forgeai_ls.plugins.catalog import LanguageCatalog, builtin_catalog
-from forgeai_ls.plugins.executor import LanguageExecutor
+from forgeai_ls.plugins.executor import LanguageExecutor, StdinInput
 from forgeai_ls.plugins.source import check_source_text, read_source_file
 from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
 
@@ -32,10 +31,9 @@ class RunOptions:
     as_json: bool
 
 
-def _read_stdin(option: str | None) -> bytes | None:
-    if option == "-":
-        return sys.stdin.buffer.read()
-    if option is not None:
+def _stdin_input(option: str | None) -> StdinInput:
+    """``--stdin FILE`` as bytes; otherwise this process's stdin, forwarded as it arrives."""
+    if option is not None and option != "-":
         path = Path(option)
         try:
             if path.is_dir():
@@ -45,14 +43,11 @@ def _read_stdin(option: str | None) -> bytes | None:
             raise StdinSourceError(f"--stdin {option}: no such file") from None
         except OSError as exc:
             raise StdinSourceError(f"--stdin {option}: cannot be read ({exc.strerror})") from exc
-    # Piped or redirected input goes to the program; a terminal or /dev/null does not.
     try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
-    except (OSError, ValueError):
+        fd = sys.stdin.fileno()
+    except (OSError, ValueError, AttributeError):
         return None
-    if stat.S_ISFIFO(mode) or stat.S_ISREG(mode):
-        return sys.stdin.buffer.read()
-    return None
+    return read_fd_chunks(fd) if forwardable(fd) else None
 
 
 def _limits(executor: LanguageExecutor, options: RunOptions) -> ResourceLimits:
@@ -86,7 +81,7 @@ async def _run(
     code: str,
     file_name: str | None,
     limits: ResourceLimits,
-    stdin: bytes | None,
+    stdin: StdinInput,
     as_json: bool,
 ) -> tuple[int, dict[str, object] | None]:
     out, err = sys.stdout.buffer, sys.stderr.buffer
@@ -125,7 +120,7 @@ def run_command(options: RunOptions) -> int:
     backend.host()  # fail early, before reading stdin, when no sandbox can run here
     executor = LanguageExecutor(entry.spec, entry.plugin, backend)
     limits = _limits(executor, options)
-    stdin = _read_stdin(options.stdin)
+    stdin = _stdin_input(options.stdin)
     status, document = asyncio.run(_run(executor, code, file_name, limits, stdin, options.as_json))
     if document is not None:
         print_json(document)

@@ -24,10 +24,16 @@ from forgeai_ls.sandbox import (
 MIB = 1024 * 1024
 
 
+StdinInput = bytes | AsyncIterator[bytes] | None
+"""The program's stdin: all at once, interactively as chunks arrive, or nothing."""
+
+
 class SandboxBackend(Protocol):
     name: str
 
-    def stream(self, request: SandboxRequest) -> AsyncIterator[ExecutionEvent]: ...
+    def stream(
+        self, request: SandboxRequest, *, stdin_stream: AsyncIterator[bytes] | None = None
+    ) -> AsyncIterator[ExecutionEvent]: ...
 
 
 def _substitute(template: tuple[str, ...], values: dict[str, str]) -> tuple[str, ...]:
@@ -89,11 +95,17 @@ class LanguageExecutor:
         *,
         file_name: str | None = None,
         limits: ResourceLimits | None = None,
-        stdin: bytes | None = None,
+        stdin: StdinInput = None,
     ) -> AsyncIterator[ExecutionEvent]:
         """Events of one execution: output as produced, the result last."""
-        request = self.build_request(code, file_name=file_name, limits=limits, stdin=stdin)
-        return self.backend.stream(request)
+        interactive = None if stdin is None or isinstance(stdin, bytes) else stdin
+        request = self.build_request(
+            code,
+            file_name=file_name,
+            limits=limits,
+            stdin=stdin if isinstance(stdin, bytes) else None,
+        )
+        return self.backend.stream(request, stdin_stream=interactive)
 
     async def execute(
         self,

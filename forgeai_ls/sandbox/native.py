@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -51,6 +52,10 @@ from forgeai_ls.sandbox.toolchain import ToolchainResolver
 from forgeai_ls.sandbox.uidpool import UidLease
 
 _READ_SIZE = 64 * 1024
+_QUEUE_HIGH_BYTES = 1024 * 1024
+"""Output read but not yet taken by the consumer; above this, reading pauses (the program's
+writes then block), so a slow consumer never makes ForgeAI hold a flood in memory."""
+_QUEUE_LOW_BYTES = 256 * 1024
 _BWRAP_OVERHEAD_PROCESSES = 2  # the monitor and PID 1 count against the process limit
 _RLIMIT_NPROC_SLACK = 16
 _BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -145,6 +150,9 @@ class _Preexec:
             os.setresuid(self.uid, self.uid, self.uid)
 
 
+StdinSource = bytes | AsyncIterator[bytes] | None
+
+
 @dataclass(slots=True)
 class _StepState:
     """Everything one running step accumulates; owned by the event loop thread."""
@@ -165,6 +173,8 @@ class _StepState:
     stderr_seen: bool = False
     status_text: bytearray = field(default_factory=bytearray)
     inner_pid: int | None = None
+    queued_bytes: int = 0
+    paused: bool = False
 
 
 class NativeBackend:
@@ -185,10 +195,15 @@ class NativeBackend:
                 return event.result
         raise RuntimeError("execution ended without a result")  # pragma: no cover
 
-    async def stream(self, request: SandboxRequest) -> AsyncIterator[ExecutionEvent]:
+    async def stream(
+        self, request: SandboxRequest, *, stdin_stream: AsyncIterator[bytes] | None = None
+    ) -> AsyncIterator[ExecutionEvent]:
         """Run the request, yielding output as it is produced and the result at the end.
 
-        Closing or cancelling the iteration stops the program and everything it started.
+        ``stdin_stream`` feeds the run step's stdin interactively (instead of
+        ``request.stdin``): each chunk is written as it arrives, the end of the iteration closes
+        the program's stdin. Closing or cancelling the iteration stops the program and
+        everything it started.
         """
         host = self.host()
         workspace = self._new_workspace(host)
@@ -213,7 +228,14 @@ class NativeBackend:
             build_dir = str(workspace.build_dir) if workspace.build_dir else None
             yield StepStarted(StepName.RUN)
             steps = self._run_step(
-                host, workspace, request, request.run, StepName.RUN, build_dir, False, request.stdin
+                host,
+                workspace,
+                request,
+                request.run,
+                StepName.RUN,
+                build_dir,
+                False,
+                stdin_stream if stdin_stream is not None else request.stdin,
             )
             async with contextlib.aclosing(steps):
                 async for event in steps:
@@ -275,7 +297,7 @@ class NativeBackend:
         step: StepName,
         build_dir: str | None,
         build_writable: bool,
-        stdin: bytes | None,
+        stdin: StdinSource,
     ) -> AsyncGenerator[OutputChunk | StepFinished, None]:
         loop = asyncio.get_running_loop()
         limits = spec.limits
@@ -333,7 +355,7 @@ class NativeBackend:
         try:
             proc = subprocess.Popen(
                 command.argv,
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env={},
@@ -383,8 +405,13 @@ class NativeBackend:
             state.captured[name] += data
             if data:
                 state.queue.put_nowait(OutputChunk(step, name, data))
+                state.queued_bytes += len(data)
             if state.output_capped and not state.killed_by_us:
                 kill()
+            elif state.queued_bytes > _QUEUE_HIGH_BYTES and not state.paused:
+                state.paused = True
+                for fd in output_fds:
+                    unwatch(fd)
 
         def on_output(fd: int, name: StreamName) -> None:
             try:
@@ -393,6 +420,7 @@ class NativeBackend:
                 return
             if not data:
                 unwatch(fd)
+                del output_fds[fd]
                 state.open_streams -= 1
                 check_done()
                 return
@@ -425,12 +453,16 @@ class NativeBackend:
 
         for pipe in (proc.stdout, proc.stderr):
             os.set_blocking(pipe.fileno(), False)
-        watch(proc.stdout.fileno(), lambda: on_output(proc.stdout.fileno(), "stdout"))  # type: ignore[union-attr]
-        watch(proc.stderr.fileno(), lambda: on_output(proc.stderr.fileno(), "stderr"))  # type: ignore[union-attr]
+        output_fds: dict[int, Callable[[], None]] = {
+            proc.stdout.fileno(): functools.partial(on_output, proc.stdout.fileno(), "stdout"),
+            proc.stderr.fileno(): functools.partial(on_output, proc.stderr.fileno(), "stderr"),
+        }
+        for fd, reader in output_fds.items():
+            watch(fd, reader)
         watch(status_read, on_status)
         watch(pidfd, on_exit)
         stdin_task = (
-            asyncio.ensure_future(_feed_stdin(loop, proc, stdin)) if stdin and proc.stdin else None
+            asyncio.ensure_future(_feed_stdin(loop, proc, stdin)) if stdin is not None else None
         )
 
         def on_timeout() -> None:
@@ -446,6 +478,11 @@ class NativeBackend:
                 item = await state.queue.get()
                 if item is None:
                     break
+                state.queued_bytes -= len(item.data)
+                if state.paused and state.queued_bytes < _QUEUE_LOW_BYTES:
+                    state.paused = False
+                    for fd, reader in output_fds.items():
+                        watch(fd, reader)
                 yield item
             finished = True
         finally:
@@ -558,26 +595,35 @@ def _json_field(text: bytearray, key: str) -> int | None:
     return None
 
 
+async def _write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            ready = loop.create_future()
+            loop.add_writer(fd, ready.set_result, None)
+            try:
+                await ready
+            finally:
+                loop.remove_writer(fd)
+
+
 async def _feed_stdin(
-    loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], data: bytes
+    loop: asyncio.AbstractEventLoop,
+    proc: subprocess.Popen[bytes],
+    source: bytes | AsyncIterator[bytes],
 ) -> None:
     """Write stdin without blocking the loop; a program that stops reading is fine."""
     assert proc.stdin is not None
     fd = proc.stdin.fileno()
     os.set_blocking(fd, False)
-    view = memoryview(data)
     try:
-        while view:
-            try:
-                written = os.write(fd, view)
-                view = view[written:]
-            except BlockingIOError:
-                ready = loop.create_future()
-                loop.add_writer(fd, ready.set_result, None)
-                try:
-                    await ready
-                finally:
-                    loop.remove_writer(fd)
+        if isinstance(source, bytes):
+            await _write_all(loop, fd, source)
+        else:
+            async for chunk in source:
+                await _write_all(loop, fd, chunk)
     except (BrokenPipeError, ConnectionResetError):
         pass
     finally:

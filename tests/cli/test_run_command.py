@@ -189,3 +189,31 @@ def test_cancellation_by_interrupt_leaves_nothing_running() -> None:
     assert proc.wait(timeout=10) == 130
     leftover = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, check=False)
     assert leftover.stdout == b""
+
+
+def test_terminal_input_is_forwarded_interactively() -> None:
+    """On a terminal, the program's prompt appears first and the typed answer reaches it."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    code = "name = input('name? ')\nprint(f'hello {name}')"
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", "-l", "python", "-c", code],
+        cwd=REPO,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    os.close(secondary)
+    assert proc.stdout is not None
+    prompt = b""
+    while not prompt.endswith(b"name? "):
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, f"no prompt; got {prompt!r}"
+        prompt += os.read(proc.stdout.fileno(), 100)
+    os.write(primary, b"Ada\n")
+    rest, _ = proc.communicate(timeout=60)
+    os.close(primary)
+    assert proc.returncode == 0
+    assert rest == b"hello Ada\n"

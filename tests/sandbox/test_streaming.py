@@ -15,8 +15,11 @@ pytestmark = pytest.mark.sandbox
 
 
 def _alive(marker: str) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"])
-            if any(marker in part for part in p.info["cmdline"] or ())]
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any(marker in part for part in p.info["cmdline"] or ())
+    ]
 
 
 async def test_chunks_arrive_while_the_program_runs() -> None:
