@@ -110,7 +110,8 @@ class _Workspace:
                 os.chmod(os.path.dirname(path), 0o700)
                 func(path)
 
-        shutil.rmtree(self.path, onerror=_retry_writable)
+        if self.path.exists():
+            shutil.rmtree(self.path, onerror=_retry_writable)
         if self.lease is not None:
             self.lease.release()
 
@@ -222,6 +223,8 @@ class NativeBackend:
                         yield event
                 assert compile_result is not None
                 if not compile_result.ok:
+                    # Release the workspace before the last event: a consumer may stop there.
+                    workspace.remove()
                     yield ExecutionFinished(ExecutionResult.from_steps(compile_result, None))
                     return
             run_result: StepResult | None = None
@@ -242,6 +245,7 @@ class NativeBackend:
                     if isinstance(event, StepFinished):
                         run_result = event.result
                     yield event
+            workspace.remove()
             yield ExecutionFinished(ExecutionResult.from_steps(compile_result, run_result))
         finally:
             workspace.remove()

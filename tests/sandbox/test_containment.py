@@ -245,3 +245,45 @@ async def test_runs_leave_no_process_or_descriptor_behind() -> None:
     assert me.num_fds() == fds_before
     assert len(me.children(recursive=True)) == children_before
     assert [p for p in me.children() if p.status() == psutil.STATUS_ZOMBIE] == []
+
+
+async def test_program_has_no_privileges_and_a_seccomp_filter() -> None:
+    """No capabilities, no_new_privs set, seccomp active, new user namespaces refused."""
+    code = (
+        "import os\nstatus = dict(line.split(':\\t', 1) for line in "
+        "open('/proc/self/status').read().splitlines() if ':\\t' in line)\n"
+        "for key in ('CapEff', 'CapPrm', 'NoNewPrivs', 'Seccomp'):\n"
+        "    print(key, status[key].strip())\n"
+        "try:\n    os.unshare(os.CLONE_NEWUSER) if hasattr(os, 'unshare') else None\n"
+        "    print('unshare', 'allowed' if hasattr(os, 'unshare') else 'n/a')\n"
+        "except OSError as exc:\n    print('unshare', exc.errno)\n"
+    )
+    result = await run_code("python", code)
+    lines = dict(line.split(" ", 1) for line in result.stdout.decode().splitlines())
+    assert lines["CapEff"] == "0000000000000000"
+    assert lines["CapPrm"] == "0000000000000000"
+    assert lines["NoNewPrivs"] == "1"
+    assert lines["Seccomp"] == "2"
+    assert lines["unshare"] != "allowed"
+
+
+async def test_hostile_runs_leave_no_state_on_the_host() -> None:
+    """After hostile runs: no per-run cgroup or work directory remains, and runs still work."""
+    from forgeai_ls.sandbox.host import detect_native_host
+
+    host = detect_native_host()
+    await run_code("python", "import os\nwhile True: os.fork()", processes=8, wall_timeout=2)
+    await run_code("c", "int main(void){return 0;}")
+    await run_code("python", "x = bytearray(1 << 30)", memory_bytes=64 * MIB)
+    assert list(host.runtime_dir.iterdir()) == []
+    if host.cgroups is not None:
+        mine = f"run-{os.getpid()}-"
+        leftover = [
+            p
+            for base in (host.cgroups.memory_base, host.cgroups.pids_base)
+            for p in base.iterdir()
+            if p.name.startswith(mine)
+        ]
+        assert leftover == []
+    again = await run_code("python", "print('still fine')")
+    assert again.stdout == b"still fine\n"

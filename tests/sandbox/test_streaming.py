@@ -29,10 +29,13 @@ async def test_chunks_arrive_while_the_program_runs() -> None:
     seen: list[object] = []
     loop = asyncio.get_running_loop()
     first_at = finished_at = 0.0
+    stdout = b""
     async for event in events:
         seen.append(event)
-        if isinstance(event, OutputChunk) and event.data == b"first\n":
-            first_at = loop.time()
+        if isinstance(event, OutputChunk):
+            stdout += event.data  # a line may arrive in more than one chunk
+            if stdout == b"first\n":
+                first_at = loop.time()
         if isinstance(event, ExecutionFinished):
             finished_at = loop.time()
     assert isinstance(seen[0], StepStarted)
@@ -76,3 +79,20 @@ async def test_cancelling_the_consumer_task_kills_the_program() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert _alive(marker) == []
+
+
+async def test_concurrent_runs_are_isolated_from_each_other() -> None:
+    """Runs at the same time each see only their own files and succeed independently."""
+    code = (
+        "import os, time\ntag = '{tag}'\nopen(f'/tmp/{{tag}}', 'w').write(tag)\n"
+        "open(f'/work/{{tag}}', 'w').write(tag)\ntime.sleep(0.3)\n"
+        "print(sorted(os.listdir('/tmp')), sorted(f for f in os.listdir('/work') "
+        "if f != 'main.py'))"
+    )
+    tags = [f"run{i}" for i in range(6)]
+    results = await asyncio.gather(
+        *(executor_for("python").execute("python", code.format(tag=tag)) for tag in tags)
+    )
+    for tag, result in zip(tags, results, strict=True):
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.decode().strip() == f"['{tag}'] ['{tag}']"
