@@ -128,7 +128,12 @@ class LanguageExecutor:
 
 
 async def _result_of(events: AsyncIterator[ExecutionEvent]) -> ExecutionResult:
-    async for event in events:
-        if isinstance(event, ExecutionFinished):
-            return event.result
+    try:
+        async for event in events:
+            if isinstance(event, ExecutionFinished):
+                return event.result
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
     raise RuntimeError("the sandbox ended without a result")
