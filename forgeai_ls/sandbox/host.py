@@ -16,6 +16,7 @@ from forgeai_ls.sandbox import linux
 from forgeai_ls.sandbox.cgroups import CgroupManager, detect_cgroups
 from forgeai_ls.sandbox.etc_tree import build_etc_tree
 from forgeai_ls.sandbox.seccomp import seccomp_program
+from forgeai_ls.sandbox.stale import sweep_stale
 from forgeai_ls.sandbox.uidpool import UidPool
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,13 @@ def detect_native_host() -> NativeHost:
     except OSError as exc:
         log.warning("cannot become a child subreaper (%s); sandbox CPU times unavailable", exc)
         subreaper = False
+    cgroups = detect_cgroups()
+    bases = [cgroups.memory_base, cgroups.pids_base] if cgroups is not None else []
+    sweep_stale(runtime_dir, dict.fromkeys(bases))
     return NativeHost(
         bwrap=bwrap,
         is_root=is_root,
-        cgroups=detect_cgroups(),
+        cgroups=cgroups,
         uid_pool=UidPool(base / "uids") if is_root else None,
         runtime_dir=runtime_dir,
         stage_dir=_private_dir(base / "stage", 0o755) if is_root else None,

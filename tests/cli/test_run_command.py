@@ -217,3 +217,47 @@ def test_terminal_input_is_forwarded_interactively() -> None:
     os.close(primary)
     assert proc.returncode == 0
     assert rest == b"hello Ada\n"
+
+
+def test_a_killed_cli_leaves_nothing_the_next_run_does_not_clean() -> None:
+    """kill -9 of the CLI kills its sandbox; its directories and cgroups go at the next run."""
+    from forgeai_ls.sandbox.host import detect_native_host
+
+    marker = f"{int(time.time() * 1000) % 1000000 + 5000000}"
+    proc = subprocess.Popen(
+        [
+            *FORGEAI,
+            "run",
+            "-l",
+            "bash",
+            "-c",
+            f"echo up; sleep {marker} & setsid sleep {marker}.5 & wait",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"up\n"
+    proc.kill()
+    proc.wait(timeout=10)
+    for _ in range(100):  # the sandbox dies with its parent, asynchronously
+        if (
+            subprocess.run(
+                ["pgrep", "-f", f"sleep {marker}"], capture_output=True, check=False
+            ).stdout
+            == b""
+        ):
+            break
+        time.sleep(0.05)
+    assert (
+        subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, check=False).stdout
+        == b""
+    )
+    assert forgeai("run", "-l", "python", "-c", "print(1)").returncode == 0
+    host = detect_native_host()
+    owned = f"-{proc.pid}-"
+    assert [p for p in host.runtime_dir.iterdir() if owned in p.name] == []
+    if host.cgroups is not None:
+        assert [p for p in host.cgroups.pids_base.iterdir() if owned in p.name] == []
