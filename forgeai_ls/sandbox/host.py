@@ -63,7 +63,14 @@ def _find_bwrap() -> str:
 
 
 def _private_dir(path: Path, mode: int) -> Path:
+    """Create ``path`` or check that the existing one is ours (not another user's, no link)."""
     path.mkdir(parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise SandboxUnavailableError(
+            f"{path} is not a directory owned by this user; refusing to use it for sandboxes",
+            hint=f"remove {path}, or set XDG_RUNTIME_DIR to a private directory",
+        )
     path.chmod(mode)
     return path
 
