@@ -12,6 +12,7 @@ Layout inside the sandbox:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,14 +50,15 @@ def _memfd(name: str, content: bytes) -> int:
     return fd
 
 
-def _system_tree_args() -> list[str]:
+@functools.cache
+def _system_tree_args() -> tuple[str, ...]:
     args = ["--ro-bind", "/usr", "/usr"]
     for tree in _SYSTEM_TREES:
         if os.path.islink(tree):
             args += ["--symlink", os.readlink(tree), tree]
         elif os.path.isdir(tree):
             args += ["--ro-bind", tree, tree]
-    return args
+    return tuple(args)
 
 
 def _parent_dirs(relative: str) -> list[str]:
@@ -109,10 +111,10 @@ def build_command(
     args += ["--ro-bind", etc_dir, "/etc"]
     if network and os.path.exists("/etc/resolv.conf"):
         args += ["--ro-bind", os.path.realpath("/etc/resolv.conf"), "/etc/resolv.conf"]
-    for mount in toolchain_mounts:
-        args += ["--ro-bind", mount.source, mount.target]
     args += ["--size", str(disk_bytes), "--tmpfs", "/tmp"]
     args += ["--size", str(disk_bytes), "--tmpfs", WORK_DIR]
+    for mount in toolchain_mounts:  # after the tmpfs mounts, which would hide them
+        args += ["--ro-bind", mount.source, mount.target]
     for name, content in files.items():
         for parent in _parent_dirs(name):
             args += ["--dir", parent]

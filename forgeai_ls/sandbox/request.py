@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from forgeai_ls.sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_RUN_LIMITS, ResourceLimits
+from forgeai_ls.sandbox.limits import ResourceLimits
 
 WORK_DIR = "/work"
 """The program's writable, memory-backed working directory inside the sandbox."""
@@ -47,10 +47,3 @@ class SandboxRequest(BaseModel):
             if not name or path.is_absolute() or ".." in path.parts or name.endswith("/"):
                 raise ValueError(f"file name {name!r} must be a relative path inside the work dir")
         return files
-
-
-def default_step(argv: tuple[str, ...], *, compile_step: bool = False) -> StepSpec:
-    """A step with the default limits of its kind."""
-    return StepSpec(
-        argv=argv, limits=DEFAULT_COMPILE_LIMITS if compile_step else DEFAULT_RUN_LIMITS
-    )

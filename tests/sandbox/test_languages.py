@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import run_code
+from tests.conftest import executor_for, run_code
 
 pytestmark = pytest.mark.sandbox
 
@@ -96,3 +98,14 @@ async def test_java_snippet_file_takes_its_public_class_name() -> None:
     result = await run_code("java", HELLO["java"])
     assert result.compile is not None and result.compile.exit_code == 0
     assert result.stdout == b"Hello, ForgeAI\n"
+
+
+async def test_execute_file_keeps_the_files_name(tmp_path: Path) -> None:
+    """The seed's ExecuteFile runs a file under its own name, so messages name it."""
+    program = tmp_path / "greet_user.py"
+    program.write_text("print(__file__)\nraise SystemExit('bye')\n")
+    executor = executor_for("python")
+    assert executor.supported_languages() == ["python"]
+    result = await executor.execute_file(program)
+    assert result.stdout == b"/work/greet_user.py\n"
+    assert (result.exit_code, result.stderr) == (1, b"bye\n")
