@@ -67,6 +67,28 @@ async def cold_start(backend: NativeBackend, python: str, runs: int) -> dict[str
     }
 
 
+def bwrap_floor(python: str, runs: int) -> dict[str, float]:
+    """The least a bubblewrap sandbox costs: namespaces, /usr, /proc, /dev, nothing else.
+
+    Root's bwrap runs as a dedicated uid in ForgeAI, so the floor does too.
+    """
+    argv = ["bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+            "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
+            "--", python, "-c", "pass"]
+    drop = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+    floor, bare = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, env={}, **drop)  # type: ignore[call-overload]
+        floor.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        subprocess.run([python, "-c", "pass"], check=True)
+        bare.append((time.perf_counter() - start) * 1000)
+    floor_ms, bare_ms = statistics.median(floor), statistics.median(bare)
+    return {"bwrap_ms": floor_ms, "bare_ms": bare_ms, "ratio": floor_ms / bare_ms}
+
+
 async def _latencies_sandboxed(backend: NativeBackend, python: str, count: int) -> list[float]:
     request = SandboxRequest(
         files={"stream.py": STREAM_PROGRAM.format(count=count).encode()},
@@ -111,6 +133,8 @@ async def main(runs: int) -> dict[str, object]:
     figures: dict[str, object] = {}
     for label, python in _interpreters():
         figures[f"cold_start[{label}]"] = await cold_start(backend, python, runs)
+        if python.startswith("/usr/"):  # the floor needs an interpreter visible under /usr
+            figures[f"bwrap_floor[{label}]"] = bwrap_floor(python, runs)
     figures["stream_latency"] = await stream_latency(backend, _interpreters()[0][1], 200)
     return figures
 

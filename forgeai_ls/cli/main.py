@@ -12,7 +12,7 @@ import typer
 
 from forgeai_ls import __version__
 from forgeai_ls.cli.languages import languages_command
-from forgeai_ls.cli.report import EXIT_FORGEAI_FAILED
+from forgeai_ls.cli.report import EXIT_FORGEAI_FAILED, print_json
 from forgeai_ls.cli.run import RunOptions, run_command
 from forgeai_ls.errors import ForgeAIError, UsageError
 
@@ -115,8 +115,11 @@ def languages(
     return languages_command(as_json)
 
 
-def _fail(error: ForgeAIError) -> int:
+def _fail(error: ForgeAIError, args: list[str]) -> int:
+    """One line on stderr; with --json also a JSON error object on stdout for scripts."""
     sys.stderr.write(f"forgeai: {error.one_line()}\n")
+    if "--json" in args:
+        print_json({"error": {"code": error.code, "message": error.message, "hint": error.hint}})
     return EXIT_FORGEAI_FAILED
 
 
@@ -132,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(
             UsageError(
                 exc.format_message(), hint="see 'forgeai --help' or 'forgeai COMMAND --help'"
-            )
+            ),
+            args,
         )
     except typer.Abort:
         return 130
     except ForgeAIError as exc:
-        return _fail(exc)
+        return _fail(exc, args)
     except KeyboardInterrupt:
         return 130
     return status if isinstance(status, int) else 0

@@ -261,3 +261,13 @@ def test_a_killed_cli_leaves_nothing_the_next_run_does_not_clean() -> None:
     assert [p for p in host.runtime_dir.iterdir() if owned in p.name] == []
     if host.cgroups is not None:
         assert [p for p in host.cgroups.pids_base.iterdir() if owned in p.name] == []
+
+
+def test_json_mode_reports_forgeai_errors_as_json_too() -> None:
+    """With --json, a refusal is also one JSON object on stdout, with the same code."""
+    done = forgeai("run", "-l", "cobol", "-c", "x", "--json")
+    assert done.returncode == 125
+    assert b"FORGEAI-E102" in done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == "FORGEAI-E102"
+    assert "cobol" in error["message"]
