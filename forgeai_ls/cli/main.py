@@ -82,15 +82,17 @@ def run(
         ),
     ] = None,
     network: Annotated[bool, typer.Option("--network", help="Allow network access.")] = False,
-    backend: Annotated[Backend, typer.Option("--backend", help="Sandbox backend.")] = "native",  # type: ignore[assignment]
+    backend: Annotated[
+        Backend, typer.Option("--backend", help="Sandbox backend.")
+    ] = Backend.NATIVE,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object, no streaming.")
     ] = False,
 ) -> int:
     """Run FILE (or -l LANG -c CODE) in the sandbox, streaming its output.
 
-    Exit status: the program's own; 124 when the wall-clock limit stopped it; 125 when ForgeAI
-    itself failed.
+    Exit status: the program's own; 124 when the wall-clock limit stopped it;
+    125 when ForgeAI itself failed.
     """
     return run_command(
         RunOptions(
