@@ -76,3 +76,103 @@ class LimitsError(ForgeAIError):
     """Resource limits are out of range or inconsistent."""
 
     CODE = "FORGEAI-E113"
+
+
+class PluginError(ForgeAIError):
+    """A plugin was refused or failed; the message names the plugin and the failed check."""
+
+    CODE = "FORGEAI-E200"
+
+    def __init__(self, plugin: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"plugin '{plugin}': {message}", hint=hint)
+        self.plugin = plugin
+
+
+class ManifestError(PluginError):
+    """plugin.yaml is missing, unreadable, not YAML, or does not match the schema."""
+
+    CODE = "FORGEAI-E201"
+
+
+class UnsignedPluginError(PluginError):
+    """The plugin carries no signature and unsigned plugins are not allowed."""
+
+    CODE = "FORGEAI-E202"
+
+
+class IntegrityError(PluginError):
+    """The signature does not verify, or a file was changed, added or removed since signing."""
+
+    CODE = "FORGEAI-E203"
+
+
+class UntrustedSignerError(PluginError):
+    """The plugin is signed by a key that is not in the trust store."""
+
+    CODE = "FORGEAI-E204"
+
+
+class TrustLevelError(PluginError):
+    """The signing key is trusted, but below the level the policy requires."""
+
+    CODE = "FORGEAI-E205"
+
+
+class IncompatibleVersionError(PluginError):
+    """The plugin does not support this ForgeAI version."""
+
+    CODE = "FORGEAI-E206"
+
+
+class MissingDependencyError(PluginError):
+    """A tool the plugin needs is not installed."""
+
+    CODE = "FORGEAI-E207"
+
+
+class SecurityProfileError(PluginError):
+    """seccomp.json is not a well-formed syscall profile."""
+
+    CODE = "FORGEAI-E208"
+
+
+class CodeAnalysisError(PluginError):
+    """The plugin's code calls or imports what would bypass the sandbox."""
+
+    CODE = "FORGEAI-E209"
+
+
+class PluginLoadError(PluginError):
+    """The plugin's code failed to load (syntax error, failed import)."""
+
+    CODE = "FORGEAI-E210"
+
+
+class ConstructorMissingError(PluginError):
+    """The entry point does not name a callable constructor."""
+
+    CODE = "FORGEAI-E211"
+
+
+class ConstructorSignatureError(PluginError):
+    """The constructor does not accept (config) or its result lacks the Executor methods."""
+
+    CODE = "FORGEAI-E212"
+
+
+class ConstructorFailedError(PluginError):
+    """The constructor raised an exception."""
+
+    CODE = "FORGEAI-E213"
+
+
+class PluginNotFoundError(PluginError):
+    """No plugin folder at the given path, or no installed plugin of that name."""
+
+    CODE = "FORGEAI-E214"
+
+
+class KeyStoreError(ForgeAIError):
+    """A signing key or trust-store entry is missing, malformed or already exists."""
+
+    CODE = "FORGEAI-E220"

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from forgeai_ls.errors import ToolchainNotFoundError
-from forgeai_ls.plugins.catalog import builtin_catalog
 from forgeai_ls.plugins.executor import LanguageExecutor
+from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
 from forgeai_ls.sandbox import ExecutionResult, NativeBackend
 
 _BACKEND = NativeBackend()
-CATALOG = builtin_catalog()
+_MANAGER = PluginManager(
+    _BACKEND, ManagerConfig(home=Path(tempfile.mkdtemp(prefix="forgeai-home-")))
+)
+_MANAGER.load_all()
 
 
 def executor_for(language: str) -> LanguageExecutor:
-    entry = CATALOG.by_name(language)
-    return LanguageExecutor(entry.spec, entry.plugin, _BACKEND)
+    """The official plugin's executor for ``language`` (through the real plugin pipeline)."""
+    executor, name = _MANAGER.get_executor(language)
+    return executor.language(name)
 
 
 async def run_code(

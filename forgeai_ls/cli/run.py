@@ -10,8 +10,9 @@ from pathlib import Path
 from forgeai_ls.cli.report import exit_status, print_json, result_json, status_line
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.errors import SandboxUnavailableError, StdinSourceError, UsageError
-from forgeai_ls.plugins.catalog import LanguageCatalog, builtin_catalog
-from forgeai_ls.plugins.executor import LanguageExecutor, StdinInput
+from forgeai_ls.plugins.bridge import PluginExecutor
+from forgeai_ls.plugins.executor import StdinInput
+from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.plugins.source import check_source_text, read_source_file
 from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
 
@@ -50,34 +51,40 @@ def _stdin_input(option: str | None) -> StdinInput:
     return read_fd_chunks(fd) if forwardable(fd) else None
 
 
-def _limits(executor: LanguageExecutor, options: RunOptions) -> ResourceLimits:
-    return executor.run_limits().with_overrides(
+def _limits(defaults: ResourceLimits, options: RunOptions) -> ResourceLimits:
+    return defaults.with_overrides(
         wall_timeout=options.timeout,
         memory_bytes=options.memory_mb * MIB if options.memory_mb is not None else None,
         network=options.network or None,
     )
 
 
-def _select(options: RunOptions, catalog: LanguageCatalog) -> tuple[str, str | None, str]:
-    """(code, file name, language name) from the options."""
+def _select(
+    options: RunOptions, manager: PluginManager
+) -> tuple[str, str | None, PluginExecutor, str]:
+    """(code, file name, executor, language) from the options."""
     if options.code is not None:
         if options.file is not None:
-            raise UsageError("give either a FILE or -c CODE, not both")
+            raise UsageError("give either a FILE or -l LANG -c CODE, not both")
         if options.language is None:
             raise UsageError("-c CODE needs -l LANG to say which language it is")
         code = check_source_text(options.code.encode(), "the -c code")
-        return code, None, catalog.by_name(options.language).spec.name
+        executor, language = manager.get_executor(options.language)
+        return code, None, executor, language
     if options.file is None:
         raise UsageError("nothing to run: give a FILE or -l LANG -c CODE")
     code = read_source_file(options.file)  # a missing file or a directory is the first problem
-    entry = (
-        catalog.by_name(options.language) if options.language else catalog.for_file(options.file)
+    executor, language = (
+        manager.get_executor(options.language)
+        if options.language
+        else manager.executor_for_file(options.file)
     )
-    return code, options.file.name, entry.spec.name
+    return code, options.file.name, executor, language
 
 
 async def _run(
-    executor: LanguageExecutor,
+    executor: PluginExecutor,
+    language: str,
     code: str,
     file_name: str | None,
     limits: ResourceLimits,
@@ -85,7 +92,8 @@ async def _run(
     as_json: bool,
 ) -> tuple[int, dict[str, object] | None]:
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    async for event in executor.stream(code, file_name=file_name, limits=limits, stdin=stdin):
+    events = executor.stream(language, code, file_name=file_name, limits=limits, stdin=stdin)
+    async for event in events:
         if isinstance(event, OutputChunk) and not as_json:
             target = out if event.stream == "stdout" else err
             target.write(event.data)
@@ -94,10 +102,7 @@ async def _run(
             result = event.result
             if as_json:
                 return exit_status(result), result_json(
-                    result,
-                    language=executor.spec.name,
-                    plugin=executor.plugin,
-                    backend=executor.backend.name,
+                    result, language=language, plugin=executor.name, backend=executor.backend.name
                 )
             line = status_line(result, limits)
             if line:
@@ -113,15 +118,16 @@ def run_command(options: RunOptions) -> int:
             f"backend '{options.backend}' is not available in this version",
             hint="use --backend native (bubblewrap)",
         )
-    catalog = builtin_catalog()
-    code, file_name, language = _select(options, catalog)
-    entry = catalog.by_name(language)
     backend = NativeBackend()
+    manager = PluginManager(backend)
+    manager.load_all()
+    code, file_name, executor, language = _select(options, manager)
     backend.host()  # fail early, before reading stdin, when no sandbox can run here
-    executor = LanguageExecutor(entry.spec, entry.plugin, backend)
-    limits = _limits(executor, options)
+    limits = _limits(executor.language(language).run_limits(), options)
     stdin = _stdin_input(options.stdin)
-    status, document = asyncio.run(_run(executor, code, file_name, limits, stdin, options.as_json))
+    status, document = asyncio.run(
+        _run(executor, language, code, file_name, limits, stdin, options.as_json)
+    )
     if document is not None:
         print_json(document)
     return status

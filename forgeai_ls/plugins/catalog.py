@@ -52,9 +52,3 @@ class LanguageCatalog:
                 hint="name it with -l LANG (see 'forgeai languages')",
             )
         return entry
-
-
-def builtin_catalog() -> LanguageCatalog:
-    from forgeai_ls.plugins.builtin import BUILTIN_LANGUAGES, BUILTIN_PLUGIN
-
-    return LanguageCatalog(LanguageEntry(spec, BUILTIN_PLUGIN) for spec in BUILTIN_LANGUAGES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,6 +37,33 @@ class LimitOverrides(BaseModel):
         return limits.with_overrides(**self.model_dump())
 
 
+class DiagnosticPattern(BaseModel):
+    """A regular expression that turns a compiler or runtime error line into a diagnostic.
+
+    Named groups: ``line`` (required), ``column``, ``message``, ``file`` and ``severity``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pattern: str
+    step: Literal["compile", "run", "any"] = "any"
+    severity: Literal["error", "warning", "information", "hint"] = "error"
+    pick: Literal["all", "first", "last"] = "all"
+    """Which matches count: every one (compilers), or only the first or last frame of a
+    stack trace that names the program's file."""
+
+    @field_validator("pattern")
+    @classmethod
+    def _has_line_group(cls, pattern: str) -> str:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        if "line" not in compiled.groupindex:
+            raise ValueError("needs a named group (?P<line>...)")
+        return pattern
+
+
 class LanguageSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,6 +80,9 @@ class LanguageSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     compile_limits: LimitOverrides = LimitOverrides()
     run_limits: LimitOverrides = LimitOverrides()
+    diagnostics: tuple[DiagnosticPattern, ...] = ()
+    cell_marker: str | None = None
+    """A line that starts a notebook-style cell (``# %%`` in Python), for run-one-cell."""
 
     @field_validator("extensions")
     @classmethod
@@ -65,8 +96,23 @@ class LanguageSpec(BaseModel):
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
-            re.compile(pattern)
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
         return pattern
+
+    @field_validator("compile", "run")
+    @classmethod
+    def _known_placeholders(cls, command: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for part in command or ():
+            for name in re.findall(r"\{([^{}]*)\}", part):
+                if name not in PLACEHOLDERS:
+                    raise ValueError(
+                        f"unknown placeholder {{{name}}}; known: "
+                        + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+                    )
+        return command
 
     def source_name_for(self, code: str, file_name: str | None) -> str:
         """The name the source gets in the work dir."""

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from forgeai_ls.errors import LimitsError, SourceError, UnknownLanguageError
-from forgeai_ls.plugins.catalog import builtin_catalog
+from forgeai_ls.plugins.catalog import LanguageCatalog
+from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
 from forgeai_ls.plugins.source import check_source_text
-from forgeai_ls.sandbox import ResourceLimits, SandboxRequest, StepSpec
+from forgeai_ls.sandbox import NativeBackend, ResourceLimits, SandboxRequest, StepSpec
 from forgeai_ls.sandbox.cgroups import CgroupStats
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.result import LimitKind
@@ -95,9 +96,15 @@ def test_cpu_limit_from_signal_or_usage() -> None:
     )
 
 
+def official_catalog() -> LanguageCatalog:
+    manager = PluginManager(NativeBackend(), ManagerConfig(home=Path("/nonexistent-forgeai-home")))
+    manager.load_all()
+    return manager.catalog()
+
+
 def test_language_lookup_by_alias_and_extension() -> None:
     """Names, aliases and extensions resolve case-insensitively; unknown ones explain."""
-    catalog = builtin_catalog()
+    catalog = official_catalog()
     assert catalog.by_name("PY").spec.name == "python"
     assert catalog.by_name("c++").spec.name == "cpp"
     assert catalog.for_file(Path("x/Main.JAVA")).spec.name == "java"
