@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from forgeai_ls.errors import IntegrityError
+from forgeai_ls.plugins.manifest import read_manifest
 
 SIGNATURE_NAME = "SIGNATURE.json"
 SIGNATURE_FORMAT = "forgeai-plugin-signature/1"
@@ -165,3 +166,14 @@ def verify_signature(
                 f"files {what} since signing: {', '.join(names)}",
                 hint="reinstall the plugin from its source",
             )
+
+
+def sign_folder(root: Path, private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Sign the plugin folder ``root`` in place (writes SIGNATURE.json, replacing an old one)."""
+    manifest, _ = read_manifest(root)
+    files = read_plugin_files(root, manifest.name)
+    document = sign_plugin(files, manifest.name, manifest.version, private_key)
+    temporary = root / f".{SIGNATURE_NAME}.tmp"
+    temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    temporary.replace(root / SIGNATURE_NAME)
+    return document
