@@ -5,6 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
+# Toolchains of the optional official plugins, so their own tests run too (root only).
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  extra=()
+  for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || extra+=("${pair#*:}")
+  done
+  if [ "${#extra[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${extra[@]}" \
+      >/dev/null
+  fi
+fi
+
 .venv/bin/ruff check forgeai_ls tests benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

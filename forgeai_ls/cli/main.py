@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from forgeai_ls import __version__
+from forgeai_ls.cli.key_commands import key_app
 from forgeai_ls.cli.languages import languages_command
+from forgeai_ls.cli.plugin_commands import plugin_app
 from forgeai_ls.cli.report import EXIT_FORGEAI_FAILED, print_json
 from forgeai_ls.cli.run import RunOptions, run_command
 from forgeai_ls.errors import ForgeAIError, UsageError
@@ -115,6 +117,10 @@ def languages(
 ) -> int:
     """List the languages ForgeAI can run, with aliases, extensions and plugin."""
     return languages_command(as_json)
+
+
+app.add_typer(plugin_app, name="plugin")
+app.add_typer(key_app, name="key")
 
 
 def _fail(error: ForgeAIError, args: list[str]) -> int:

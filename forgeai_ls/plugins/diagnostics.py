@@ -41,7 +41,8 @@ def _matches(pattern: DiagnosticPattern, text: str, source_name: str) -> list[re
 
 
 def _from_step(spec: LanguageSpec, step: StepResult, source_name: str) -> list[Diagnostic]:
-    text = step.stderr.decode("utf-8", errors="replace")
+    # Most tools report on stderr; some (tsc, php) on stdout.
+    text = (step.stderr + b"\n" + step.stdout).decode("utf-8", errors="replace")
     diagnostics: list[Diagnostic] = []
     seen: set[tuple[int, int | None]] = set()
     for pattern in spec.diagnostics:

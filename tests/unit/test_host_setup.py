@@ -80,3 +80,10 @@ def test_delegated_v2_subtree_gets_per_run_limits(
     assert (run.memory_dir / "memory.max").read_text() == str(64 * 1024 * 1024)
     assert (run.pids_dir / "pids.max").read_text() == "10"
     assert run.attach_files == (str(run.memory_dir / "cgroup.procs"),)
+
+
+def test_official_lock_matches_the_bundled_plugins() -> None:
+    """The shipped lock is current: re-run 'python -m forgeai_ls.plugins.official_lock'."""
+    from forgeai_ls.plugins.official_lock import OfficialLock, build_lock, bundled_plugins_dir
+
+    assert build_lock(bundled_plugins_dir())["plugins"] == OfficialLock.load().plugins
