@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import plugins
 from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     ExecutionFinished,
@@ -72,10 +73,31 @@ def bwrap_floor(python: str, runs: int) -> dict[str, float]:
 
     Root's bwrap runs as a dedicated uid in ForgeAI, so the floor does too.
     """
-    argv = ["bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/usr", "/usr",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-            "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
-            "--", python, "-c", "pass"]
+    argv = [
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--",
+        python,
+        "-c",
+        "pass",
+    ]
     drop = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
     floor, bare = [], []
     for _ in range(runs):
@@ -136,6 +158,8 @@ async def main(runs: int) -> dict[str, object]:
         if python.startswith("/usr/"):  # the floor needs an interpreter visible under /usr
             figures[f"bwrap_floor[{label}]"] = bwrap_floor(python, runs)
     figures["stream_latency"] = await stream_latency(backend, _interpreters()[0][1], 200)
+    figures["plugin_discovery"] = plugins.discovery()
+    figures["plugin_first_run"] = await plugins.first_vs_later_runs()
     return figures
 
 

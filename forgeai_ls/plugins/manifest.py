@@ -103,9 +103,29 @@ class _NoAliasLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in plugin manifests", event.start_mark
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in plugin manifests",
+                event.start_mark,
             )
         return super().compose_node(parent, index)
+
+
+def _load_yaml_without_aliases(text: bytes) -> Any:
+    """Parse YAML safely, refusing anchors and aliases; libyaml (C) when PyYAML has it."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is None:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    for event in yaml.parse(text, Loader=fast):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            mark = event.start_mark
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"anchors and aliases (&name, *name) are not allowed in plugin manifests{where}",
+            )
+    return yaml.load(text, Loader=fast)  # noqa: S506 (libyaml's safe loader)
 
 
 def parse_manifest(text: bytes, source: str) -> PluginManifest:
@@ -114,7 +134,7 @@ def parse_manifest(text: bytes, source: str) -> PluginManifest:
     if len(text) > MAX_MANIFEST_BYTES:
         raise ManifestError(plugin, f"{source} is over {MAX_MANIFEST_BYTES} bytes")
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = _load_yaml_without_aliases(text)
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())  # PyYAML's message spans lines
         raise ManifestError(plugin, f"{source} is not valid YAML: {reason}") from None
