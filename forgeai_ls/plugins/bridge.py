@@ -27,10 +27,13 @@ class PluginConfig:
     manifest: PluginManifest
     languages: dict[str, LanguageSpec]
     backend: SandboxBackend
+    seccomp_profile: str | None = None
 
     def declarative(self, language: str) -> LanguageExecutor:
         """The executor ForgeAI would use for ``language`` from the manifest alone."""
-        return LanguageExecutor(self.languages[language], self.manifest.name, self.backend)
+        return LanguageExecutor(
+            self.languages[language], self.manifest.name, self.backend, self.seccomp_profile
+        )
 
 
 class PluginExecutor:
@@ -41,7 +44,7 @@ class PluginExecutor:
         self.backend = backend
         self.code_executor = code_executor
         self._declarative = {
-            spec.name: LanguageExecutor(spec, plugin.name, backend)
+            spec.name: LanguageExecutor(spec, plugin.name, backend, plugin.seccomp_json)
             for spec in plugin.manifest.languages
         }
 

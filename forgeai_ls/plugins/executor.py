@@ -43,10 +43,18 @@ def _substitute(template: tuple[str, ...], values: dict[str, str]) -> tuple[str,
 class LanguageExecutor:
     """Compiles (when the language needs it) and runs code of one language in the sandbox."""
 
-    def __init__(self, spec: LanguageSpec, plugin: str, backend: SandboxBackend) -> None:
+    def __init__(
+        self,
+        spec: LanguageSpec,
+        plugin: str,
+        backend: SandboxBackend,
+        seccomp_profile: str | None = None,
+    ) -> None:
         self.spec = spec
         self.plugin = plugin
         self.backend = backend
+        self.seccomp_profile = seccomp_profile
+        """The plugin's seccomp.json (canonical JSON), applied to every step."""
 
     def supported_languages(self) -> list[str]:
         return [self.spec.name]
@@ -87,6 +95,7 @@ class LanguageExecutor:
             compile=step(self.spec.compile, compile_limits) if self.spec.compile else None,
             run=step(self.spec.run, run_limits),
             stdin=stdin,
+            seccomp_profile=self.seccomp_profile,
         )
 
     def stream(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -91,6 +92,13 @@ class VerifiedPlugin:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def seccomp_json(self) -> str | None:
+        """The validated profile as canonical JSON text, for the sandbox layer."""
+        if self.seccomp_profile is None:
+            return None
+        return json.dumps(self.seccomp_profile, sort_keys=True, separators=(",", ":"))
 
     @property
     def trust_label(self) -> str:

@@ -245,6 +245,7 @@ class PluginManager:
                 manifest=plugin.manifest,
                 languages={s.name: s for s in plugin.manifest.languages},
                 backend=self.backend,
+                seccomp_profile=plugin.seccomp_json,
             )
             code_executor = self.loader.initialise(plugin, constructor, config)
         except PluginError as error:

@@ -35,7 +35,7 @@ from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.limits import ResourceLimits
 from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
 from forgeai_ls.sandbox.result import ExecutionResult, StepName, StepResult
-from forgeai_ls.sandbox.seccomp import seccomp_fd
+from forgeai_ls.sandbox.seccomp import seccomp_fd, seccomp_program
 from forgeai_ls.sandbox.step_process import StdinSource, StepOutcome, StepProcess
 from forgeai_ls.sandbox.toolchain import ToolchainResolver
 from forgeai_ls.sandbox.workspace import Workspace
@@ -153,7 +153,10 @@ class NativeBackend:
         path = ":".join(dict.fromkeys([*toolchain_bins, *_BASE_PATH.split(":")]))
         env = {"PATH": path, **_BASE_ENV, **spec.env}
         process = StepProcess(step, limits, stdin)
-        seccomp = seccomp_fd(host.seccomp) if host.seccomp is not None else None
+        program = (
+            seccomp_program(request.seccomp_profile) if request.seccomp_profile else host.seccomp
+        )
+        seccomp = seccomp_fd(program) if program is not None else None
         command = build_command(
             bwrap=host.bwrap,
             etc_dir=str(host.etc_dir),

@@ -38,6 +38,8 @@ class SandboxRequest(BaseModel):
     compile: StepSpec | None = None
     stdin: bytes | None = None
     """The run step's standard input; ``None`` gives it an empty stdin."""
+    seccomp_profile: str | None = None
+    """A Docker/OCI seccomp profile (JSON text) applied on top of ForgeAI's own denials."""
 
     @field_validator("files")
     @classmethod

@@ -8,11 +8,15 @@ bubblewrap already forbids new user namespaces (``--disable-userns``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +79,57 @@ DENIED_SYSCALLS: tuple[str, ...] = (
 )
 
 
-@cache
-def seccomp_program() -> bytes | None:
-    """The filter as BPF bytes for ``bwrap --seccomp``, or ``None`` without libseccomp."""
+def _action(pyseccomp: Any, name: str, errno_ret: int | None) -> Any:
+    actions = {
+        "SCMP_ACT_ALLOW": pyseccomp.ALLOW,
+        "SCMP_ACT_KILL": pyseccomp.KILL,
+        "SCMP_ACT_KILL_THREAD": pyseccomp.KILL,
+        "SCMP_ACT_KILL_PROCESS": getattr(pyseccomp, "KILL_PROCESS", pyseccomp.KILL),
+        "SCMP_ACT_TRAP": pyseccomp.TRAP,
+        "SCMP_ACT_LOG": getattr(pyseccomp, "LOG", pyseccomp.ALLOW),
+    }
+    if name == "SCMP_ACT_ERRNO":
+        return pyseccomp.ERRNO(errno_ret if errno_ret is not None else errno.EPERM)
+    return actions.get(name, pyseccomp.ERRNO(errno.EPERM))
+
+
+def _rules(profile: Mapping[str, Any]) -> list[tuple[str, str, int | None]]:
+    """Unconditional (name, action, errno) rules of a Docker/OCI profile.
+
+    Rules with argument, architecture or capability conditions are skipped: ForgeAI's
+    built-in denials still apply, and the default action covers the rest.
+    """
+    rules = []
+    for rule in profile.get("syscalls", []):
+        if any(rule.get(key) for key in ("args", "includes", "excludes")):
+            continue
+        for name in rule.get("names", []):
+            rules.append((name, rule["action"], rule.get("errnoRet")))
+    return rules
+
+
+def _build(profile_json: str | None) -> bytes | None:
     try:
         import pyseccomp
     except (ImportError, OSError) as exc:
         log.warning("seccomp filter disabled: libseccomp is not available (%s)", exc)
         return None
+    profile: Mapping[str, Any] = json.loads(profile_json) if profile_json else {}
+    default = _action(
+        pyseccomp, profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet")
+    )
     try:
-        syscall_filter = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+        syscall_filter = pyseccomp.SyscallFilter(default)
+        denied = set(DENIED_SYSCALLS)
+        # The plugin's rules may restrict further; they never lift ForgeAI's own denials.
+        for name, action, errno_ret in _rules(profile):
+            if name in denied:
+                continue
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                syscall_filter.add_rule(_action(pyseccomp, action, errno_ret), name)
         for name in DENIED_SYSCALLS:
-            try:
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
                 syscall_filter.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
-            except (ValueError, RuntimeError, OSError):
-                continue  # not a system call on this architecture
         with tempfile.TemporaryFile() as out:
             syscall_filter.export_bpf(out)
             out.seek(0)
@@ -97,6 +137,16 @@ def seccomp_program() -> bytes | None:
     except (RuntimeError, OSError) as exc:
         log.warning("seccomp filter disabled: libseccomp failed to build it (%s)", exc)
         return None
+
+
+@cache
+def seccomp_program(profile_json: str | None = None) -> bytes | None:
+    """The filter as BPF bytes for ``bwrap --seccomp``, or ``None`` without libseccomp.
+
+    ``profile_json`` is a plugin's validated Docker/OCI profile (canonical JSON); without one,
+    everything but ForgeAI's built-in denials is allowed.
+    """
+    return _build(profile_json)
 
 
 def seccomp_fd(program: bytes) -> int:

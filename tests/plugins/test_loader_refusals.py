@@ -297,3 +297,30 @@ def test_a_modified_bundled_file_is_refused(
     (folder / "plugin.yaml").write_text((folder / "plugin.yaml").read_text() + "\n")
     with pytest.raises(IntegrityError, match="bundled files changed since ForgeAI shipped"):
         plugins.manager().load_plugin(folder, PluginSource.BUNDLED)
+
+
+async def test_plugin_seccomp_profile_is_applied_natively(plugins: PluginFactory) -> None:
+    """A plugin's seccomp.json denying mkdir makes mkdir fail in its sandbox, not in others."""
+    path = plugins.folder("demo")
+    (path / "seccomp.json").write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [
+                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+                ],
+            }
+        )
+    )
+    plugins.key("alice")
+    plugins.sign(path, "alice")
+    manager = plugins.manager()
+    manager.load_plugin(path)
+    executor, language = manager.get_executor("demo")
+    code = (
+        "import os\ntry:\n    os.mkdir('made')\n    print('created')\n"
+        "except OSError as exc:\n    print('refused', exc.errno)"
+    )
+    result = await executor.execute(language, code)
+    assert result.stdout == b"refused 13\n"
+    assert (await executor.language(language).execute(language, code)).stdout == b"refused 13\n"
