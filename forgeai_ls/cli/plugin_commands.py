@@ -38,6 +38,11 @@ def _manager(policy: TrustPolicy | None = None) -> PluginManager:
     return PluginManager(NativeBackend(), config)
 
 
+def _require_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise PluginNotFoundError(path.name, f"no plugin folder at {path}")
+
+
 def _source_of(path: Path) -> PluginSource:
     bundled = bundled_plugins_dir().resolve()
     return PluginSource.BUNDLED if path.resolve().parent == bundled else PluginSource.EXTRA
@@ -123,8 +128,7 @@ def verify(
     path: Annotated[Path, typer.Argument(help="Plugin folder.")], as_json: JsonFlag = False
 ) -> int:
     """Run every check before loading: manifest, signature, trust, compatibility, deps."""
-    if not path.is_dir():
-        raise PluginNotFoundError(path.name, f"no plugin folder at {path}")
+    _require_folder(path)
     plugin = _manager().loader.verify(path, _source_of(path))
     description = _describe(plugin)
     if as_json:
@@ -146,8 +150,7 @@ def sign(
     key: Annotated[str, typer.Option("--key", help="Name of your signing key.")],
 ) -> int:
     """Sign a plugin folder with one of your keys (writes SIGNATURE.json)."""
-    if not path.is_dir():
-        raise PluginNotFoundError(path.name, f"no plugin folder at {path}")
+    _require_folder(path)
     document = sign_folder(path, KeyStore().private_key(key))
     sys.stdout.write(
         f"signed {document['plugin']} {document['version']} with key "
@@ -239,8 +242,7 @@ def test(
     path: Annotated[Path, typer.Argument(help="Plugin folder.")], as_json: JsonFlag = False
 ) -> int:
     """Run the plugin's test programs in the sandbox; report pass/fail per case."""
-    if not path.is_dir():
-        raise PluginNotFoundError(path.name, f"no plugin folder at {path}")
+    _require_folder(path)
     manager = _manager(TrustPolicy(allow_unsigned=True))  # authors test before signing
     plugin = manager.load_plugin(path, _source_of(path))
     cases = read_test_cases(path, plugin.name)
