@@ -9,6 +9,7 @@ The copy is named by a digest of its content, so an updated host /etc gives a ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -86,9 +87,53 @@ def _copy(source: Path, target: Path, digest: hashlib._Hash) -> None:
         target.chmod(0o644)
 
 
+_LAYOUT_VERSION = "1"
+"""Bump when the synthetic files or the copy rules change."""
+
+
+def _fingerprint(host_etc: Path) -> str:
+    """Names, types, sizes, times and inodes of the allow-listed entries: cheap to compute,
+    and any change to them (an updated certificate bundle, a new alternative) changes it."""
+    digest = hashlib.sha256(_LAYOUT_VERSION.encode())
+    for name in ETC_ALLOWED:
+        root = host_etc / name
+        if not (root.is_symlink() or root.exists()):
+            continue
+        for directory, dirnames, filenames in (
+            os.walk(root)
+            if root.is_dir() and not root.is_symlink()
+            else [(str(root.parent), [], [root.name])]
+        ):
+            dirnames.sort()
+            for entry in sorted([*dirnames, *filenames]):
+                info = os.lstat(os.path.join(directory, entry))
+                digest.update(
+                    f"{directory}/{entry}:{info.st_mode}:{info.st_size}:"
+                    f"{info.st_mtime_ns}:{info.st_ino}\n".encode()
+                )
+    return digest.hexdigest()[:24]
+
+
 def build_etc_tree(base: Path, host_etc: Path = Path("/etc")) -> Path:
-    """Create (or reuse) the sandbox /etc under ``base``; returns its path."""
+    """Create (or reuse) the sandbox /etc under ``base``; returns its path.
+
+    A marker named after the host's fingerprint points at the copy made from it, so later
+    processes reuse the copy without reading or writing anything but the marker.
+    """
     base.mkdir(parents=True, exist_ok=True)
+    marker = base / f"fingerprint-{_fingerprint(host_etc)}"
+    with contextlib.suppress(OSError):
+        known = base / marker.read_text().strip()
+        if known.name.startswith("etc-") and known.is_dir():
+            return known
+    tree = _build(base, host_etc)
+    temporary = base / f".{marker.name}.{os.getpid()}"
+    temporary.write_text(tree.name)
+    temporary.replace(marker)
+    return tree
+
+
+def _build(base: Path, host_etc: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".etc-", dir=base))
     try:
         staging.chmod(0o755)

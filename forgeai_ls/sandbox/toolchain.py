@@ -49,9 +49,41 @@ def _ask_manager(argv: list[str], env: dict[str, str]) -> str | None:
     return answer
 
 
+def _pyenv_versions(pyenv_root: Path, env: dict[str, str]) -> list[str]:
+    """pyenv's own choice, without running it: PYENV_VERSION, then the nearest
+    .python-version from the working directory up, then the global version file."""
+    if env.get("PYENV_VERSION"):
+        return env["PYENV_VERSION"].split(":")
+    directory = Path(env.get("PWD") or os.getcwd())
+    for candidate in (directory, *directory.parents):
+        local = candidate / ".python-version"
+        if local.is_file():
+            return local.read_text().split()
+    global_file = pyenv_root / "version"
+    return global_file.read_text().split() if global_file.is_file() else ["system"]
+
+
+def _pyenv_direct(found: str, name: str, env: dict[str, str]) -> str | None:
+    pyenv_root = Path(found).parent.parent
+    try:
+        versions = _pyenv_versions(pyenv_root, env)
+    except OSError:
+        return None
+    for version in versions:
+        if version == "system":
+            return None  # let 'pyenv which' search the rest of PATH
+        candidate = pyenv_root / "versions" / version / "bin" / name
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
 def _through_version_manager(found: str, name: str, env: dict[str, str]) -> str:
     """Follow pyenv and rustup proxies to the executable they would run."""
     if _is_pyenv_shim(found):
+        direct = _pyenv_direct(found, name, env)
+        if direct is not None:
+            return direct
         pyenv_root = str(Path(found).parent.parent)
         pyenv = shutil.which("pyenv", path=f"{pyenv_root}/bin:{env.get('PATH', '')}")
         if pyenv:

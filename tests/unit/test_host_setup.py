@@ -47,7 +47,7 @@ def test_same_etc_content_reuses_one_copy(tmp_path: Path) -> None:
     first = build_etc_tree(tmp_path / "out", host_etc=etc)
     second = build_etc_tree(tmp_path / "out", host_etc=etc)
     assert first == second
-    assert [p.name for p in (tmp_path / "out").iterdir()] == [first.name]
+    assert [p.name for p in (tmp_path / "out").glob("etc-*")] == [first.name]
 
 
 def _fake_v2_group(path: Path, controllers: str) -> None:
@@ -87,3 +87,17 @@ def test_official_lock_matches_the_bundled_plugins() -> None:
     from forgeai_ls.plugins.official_lock import OfficialLock, build_lock, bundled_plugins_dir
 
     assert build_lock(bundled_plugins_dir())["plugins"] == OfficialLock.load().plugins
+
+
+def test_unchanged_etc_is_reused_through_its_fingerprint(tmp_path: Path) -> None:
+    """A second build finds the fingerprint marker; a changed file gives a new copy."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "protocols").write_text("ip 0 IP\n")
+    first = build_etc_tree(tmp_path / "out", host_etc=etc)
+    marker = next((tmp_path / "out").glob("fingerprint-*"))
+    assert build_etc_tree(tmp_path / "out", host_etc=etc) == first
+    (etc / "protocols").write_text("ip 0 IP\ntcp 6 TCP\n")
+    changed = build_etc_tree(tmp_path / "out", host_etc=etc)
+    assert changed != first and (changed / "protocols").read_text().endswith("TCP\n")
+    assert marker.exists()

@@ -66,3 +66,29 @@ def test_missing_tool_is_a_clear_error() -> None:
     """A language whose compiler is absent says which command is missing."""
     with pytest.raises(ToolchainNotFoundError, match="'no-such-compiler' was not found"):
         ToolchainResolver({"PATH": "/usr/bin"}).resolve("no-such-compiler")
+
+
+def test_pyenv_choice_is_read_without_running_pyenv(tmp_path: Path) -> None:
+    """PYENV_VERSION, then .python-version, then the global file pick the interpreter."""
+    root = tmp_path / "pyenv"
+    (root / "libexec").mkdir(parents=True)
+    for version in ("3.10.1", "3.12.2"):
+        _executable(root / "versions" / version / "bin" / "python3", "#!/bin/sh\n")
+    _executable(root / "shims" / "python3", "#!/bin/sh\nexit 99\n")
+    _executable(root / "bin" / "pyenv", "#!/bin/sh\nexit 1\n")  # must not be needed
+    (root / "version").write_text("3.10.1\n")
+    project = tmp_path / "project" / "src"
+    project.mkdir(parents=True)
+    path = f"{root / 'shims'}:/usr/bin"
+
+    def chosen(**env: str) -> str:
+        return (
+            ToolchainResolver({"PATH": path, "PWD": str(project), **env})
+            .resolve("python3")
+            .executable
+        )
+
+    assert chosen().endswith("versions/3.10.1/bin/python3")
+    (tmp_path / "project" / ".python-version").write_text("3.12.2\n")
+    assert chosen().endswith("versions/3.12.2/bin/python3")
+    assert chosen(PYENV_VERSION="3.10.1").endswith("versions/3.10.1/bin/python3")
