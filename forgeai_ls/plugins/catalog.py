@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 
 from forgeai_ls.errors import UnknownLanguageError
 from forgeai_ls.plugins.language import LanguageSpec
@@ -43,7 +43,7 @@ class LanguageCatalog:
             )
         return entry
 
-    def for_file(self, path: Path) -> LanguageEntry:
+    def for_file(self, path: PurePath) -> LanguageEntry:
         entry = self._by_extension.get(path.suffix.lower())
         if entry is None:
             what = f"extension '{path.suffix}'" if path.suffix else "no extension"

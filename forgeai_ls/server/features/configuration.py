@@ -1,0 +1,30 @@
+"""workspace/didChangeConfiguration (section 'forgeai'): new settings take effect at once."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from forgeai_ls.server.server import ForgeAIServer
+from forgeai_ls.server.settings import parse_settings
+
+
+def register(server: ForgeAIServer) -> None:
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(
+        ls: ForgeAIServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        """Apply new settings; invalid ones are shown and the defaults used."""
+        settings, problem = parse_settings(params.settings)
+        if problem:
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning, message=f"ForgeAI: {problem}"
+                )
+            )
+        plugins_changed = (settings.plugin_dirs, settings.trust) != (
+            ls.settings.plugin_dirs,
+            ls.settings.trust,
+        )
+        ls.settings = settings
+        if plugins_changed:
+            ls.report_blocked(ls.reload_plugins())

@@ -1,0 +1,227 @@
+"""Runs started from the editor: streaming to the client, progress, cancellation, diagnostics.
+
+Each run has an id. Its output goes to the client as ``forgeai/output`` notifications, batched
+(at most every 20 ms or 32 KiB) so a flood never freezes the editor; the end is announced by
+``forgeai/runFinished``; the executeCommand request resolves with the same summary plus the
+captured (capped) stdout and stderr. A run is stopped by cancelling the request, cancelling
+its work-done progress, ``forgeai.cancelRun``, or a newer run of the same document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from forgeai_ls.plugins.bridge import PluginExecutor
+from forgeai_ls.plugins.diagnostics import extract_diagnostics
+from forgeai_ls.sandbox import ExecutionFinished, ExecutionResult, OutputChunk, ResourceLimits
+from forgeai_ls.server.convert import limit_diagnostic, run_summary, to_lsp_diagnostic
+
+if TYPE_CHECKING:
+    from forgeai_ls.server.server import ForgeAIServer
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NOTIFICATION = "forgeai/output"
+FINISHED_NOTIFICATION = "forgeai/runFinished"
+_FLUSH_SECONDS = 0.02
+_FLUSH_BYTES = 32 * 1024
+
+
+@dataclass
+class RunTarget:
+    """What to run and where its diagnostics go in the document."""
+
+    uri: str
+    executor: PluginExecutor
+    language: str
+    code: str
+    file_name: str | None
+    limits: ResourceLimits
+    line_offset: int = 0
+    column_offset: int = 0
+    line_count: int = 1
+    extra_files: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class _ActiveRun:
+    run_id: str
+    uri: str
+    task: asyncio.Task[ExecutionResult] | None = None
+    progress_token: str | None = None
+
+
+class _OutputBatcher:
+    """Collects output and sends it as few notifications as keep the editor live."""
+
+    def __init__(self, server: ForgeAIServer, run_id: str, uri: str) -> None:
+        self.server = server
+        self.run_id = run_id
+        self.uri = uri
+        self._decoders = {
+            name: codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for name in ("stdout", "stderr")
+        }
+        self._pending: list[tuple[str, str]] = []
+        self._pending_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, chunk: OutputChunk) -> None:
+        text = self._decoders[chunk.stream].decode(chunk.data)
+        if not text:
+            return
+        if self._pending and self._pending[-1][0] == chunk.stream:
+            self._pending[-1] = (chunk.stream, self._pending[-1][1] + text)
+        else:
+            self._pending.append((chunk.stream, text))
+        self._pending_bytes += len(chunk.data)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(_FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for stream, decoder in self._decoders.items():
+            tail = decoder.decode(b"", final=False)
+            if tail:
+                self._pending.append((stream, tail))
+        for stream, text in self._pending:
+            self.server.protocol.notify(
+                OUTPUT_NOTIFICATION,
+                {"runId": self.run_id, "uri": self.uri, "stream": stream, "text": text},
+            )
+        self._pending = []
+        self._pending_bytes = 0
+
+
+class RunRegistry:
+    def __init__(self, server: ForgeAIServer) -> None:
+        self.server = server
+        self._runs: dict[str, _ActiveRun] = {}
+
+    def active(self) -> list[str]:
+        return list(self._runs)
+
+    def cancel(self, run_id: str) -> bool:
+        run = self._runs.get(run_id)
+        if run is None or run.task is None:
+            return False
+        run.task.cancel()
+        return True
+
+    def cancel_by_progress(self, token: str) -> None:
+        for run in self._runs.values():
+            if run.progress_token == token and run.task is not None:
+                run.task.cancel()
+
+    def _stop_runs_of(self, uri: str) -> None:
+        for run in list(self._runs.values()):
+            if run.uri == uri and run.task is not None:
+                run.task.cancel()
+
+    async def execute(self, target: RunTarget) -> dict[str, Any]:
+        """Run ``target`` to its end (or cancellation) and return the request's result."""
+        if self.server.settings.replace_previous_run:
+            self._stop_runs_of(target.uri)
+        run = _ActiveRun(run_id=uuid.uuid4().hex[:12], uri=target.uri)
+        self._runs[run.run_id] = run
+        self.server.diagnostics.clear(target.uri)
+        batcher = _OutputBatcher(self.server, run.run_id, target.uri)
+        started = time.monotonic()
+        await self._begin_progress(run, target)
+        run.task = asyncio.ensure_future(self._consume(target, batcher))
+        try:
+            result = await run.task
+        except asyncio.CancelledError:
+            batcher.flush()
+            summary = {
+                "runId": run.run_id,
+                "uri": target.uri,
+                "exitCode": None,
+                "signal": 9,
+                "timedOut": False,
+                "limit": None,
+                "truncated": False,
+                "durationMs": round((time.monotonic() - started) * 1000, 3),
+                "cancelled": True,
+            }
+            self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
+            self._end_progress(run, "cancelled")
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the request itself was cancelled: let pygls answer it
+            return {**summary, "stdout": "", "stderr": ""}
+        finally:
+            self._runs.pop(run.run_id, None)
+        batcher.flush()
+        self._publish_diagnostics(target, result)
+        summary = {**run_summary(run.run_id, target.uri, result), "cancelled": False}
+        self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
+        self._end_progress(run, f"exit {result.exit_code if result.exit_code is not None else '-'}")
+        return {
+            **summary,
+            "stdout": result.stdout.decode(errors="replace"),
+            "stderr": result.stderr.decode(errors="replace"),
+            "compileFailed": result.compile_failed,
+        }
+
+    async def _consume(self, target: RunTarget, batcher: _OutputBatcher) -> ExecutionResult:
+        events = target.executor.stream(
+            target.language, target.code, file_name=target.file_name, limits=target.limits
+        )
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                if isinstance(event, OutputChunk):
+                    batcher.add(event)
+                elif isinstance(event, ExecutionFinished):
+                    return event.result
+        raise RuntimeError("the sandbox ended without a result")
+
+    def _publish_diagnostics(self, target: RunTarget, result: ExecutionResult) -> None:
+        spec = target.executor.language(target.language).spec
+        source_name = target.file_name or spec.source_name_for(target.code, None)
+        found = [
+            to_lsp_diagnostic(d, target.line_offset, target.column_offset, target.line_count)
+            for d in extract_diagnostics(spec, result, source_name)
+        ]
+        if result.limit is not None:
+            found.append(limit_diagnostic(result.limit, target.limits, target.line_offset))
+        self.server.diagnostics.publish(target.uri, found)
+
+    async def _begin_progress(self, run: _ActiveRun, target: RunTarget) -> None:
+        capabilities = self.server.client_capabilities
+        if not (capabilities.window and capabilities.window.work_done_progress):
+            return
+        token = f"forgeai-run-{run.run_id}"
+        try:
+            await asyncio.wait_for(self.server.work_done_progress.create_async(token), 2)
+        except (TimeoutError, Exception) as exc:  # a client that refuses still gets the run
+            log.debug("no progress for run %s: %s", run.run_id, exc)
+            return
+        run.progress_token = token
+        self.server.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title=f"ForgeAI: running {target.language}",
+                cancellable=True,
+                message=target.file_name or "selection",
+            ),
+        )
+
+    def _end_progress(self, run: _ActiveRun, message: str) -> None:
+        if run.progress_token is not None:
+            self.server.work_done_progress.end(
+                run.progress_token, types.WorkDoneProgressEnd(message=message)
+            )

@@ -1,0 +1,67 @@
+"""The server's settings: initializationOptions and workspace/didChangeConfiguration
+(section ``forgeai``). Every field has a default; invalid input is reported, never fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from forgeai_ls.plugins.trust import TrustLevel, TrustPolicy
+
+
+class LimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    timeout: float | None = Field(None, gt=0, le=3600, description="Wall-clock seconds.")
+    memory_mb: int | None = Field(None, ge=16, alias="memoryMb")
+    network: bool = False
+
+
+class TrustSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    minimum_level: Literal["official", "enterprise", "verified", "community"] = Field(
+        "community", alias="minimumLevel"
+    )
+    allow_unsigned: bool = Field(False, alias="allowUnsigned")
+
+    def policy(self) -> TrustPolicy:
+        return TrustPolicy(
+            minimum_level=TrustLevel.parse(self.minimum_level), allow_unsigned=self.allow_unsigned
+        )
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    backend: Literal["native"] = "native"
+    limits: LimitSettings = LimitSettings()
+    plugin_dirs: list[str] = Field(default_factory=list, alias="pluginDirs")
+    trust: TrustSettings = TrustSettings()
+    replace_previous_run: bool = Field(True, alias="replacePreviousRun")
+    """A new run of a document stops the one still running for it."""
+
+    def plugin_paths(self) -> tuple[Path, ...]:
+        return tuple(Path(p).expanduser() for p in self.plugin_dirs)
+
+
+def parse_settings(raw: Any) -> tuple[ServerSettings, str | None]:
+    """Settings from a client payload, or the defaults and a message saying what was wrong.
+
+    Accepts the settings object itself or one wrapped as ``{"forgeai": {...}}``.
+    """
+    if raw is None:
+        return ServerSettings(), None
+    if isinstance(raw, dict) and isinstance(raw.get("forgeai"), dict):
+        raw = raw["forgeai"]
+    if not isinstance(raw, dict):
+        return ServerSettings(), f"ForgeAI settings must be an object, not {type(raw).__name__}"
+    try:
+        return ServerSettings.model_validate(raw), None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return ServerSettings(), f"invalid ForgeAI settings ({problems}); using the defaults"

@@ -1,0 +1,75 @@
+"""A real forgeai-ls subprocess driven by pytest-lsp, as VS Code and as Neovim."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+CLIENTS = ["visual-studio-code", "neovim"]
+
+
+class ForgeAIClient:
+    """Collects ForgeAI's custom notifications per run."""
+
+    def __init__(self, client: LanguageClient) -> None:
+        self.client = client
+        self.output: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.finished: dict[str, dict[str, Any]] = {}
+
+        @client.feature("forgeai/output")
+        def on_output(_client: LanguageClient, params: Any) -> None:
+            data = _plain(params)
+            self.output[data["runId"]].append(data)
+
+        @client.feature("forgeai/runFinished")
+        def on_finished(_client: LanguageClient, params: Any) -> None:
+            data = _plain(params)
+            self.finished[data["runId"]] = data
+
+
+def _plain(params: Any) -> dict[str, Any]:
+    if isinstance(params, dict):
+        return params
+    return {key: getattr(params, key) for key in dir(params) if not key.startswith("_")}
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "forgeai_ls"]),
+    params=CLIENTS,
+)
+async def client(lsp_client: LanguageClient, request: Any) -> Any:
+    lsp_client.forgeai = ForgeAIClient(lsp_client)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities(request.param),
+        initialization_options={"forgeai": {"limits": {"timeout": 5}}},
+    ))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture
+def lsp(client: LanguageClient) -> ForgeAIClient:
+    """The client plus what ForgeAI notified it of."""
+    return client.forgeai  # type: ignore[attr-defined,no-any-return]
+
+
+def open_document(client: LanguageClient, uri: str, language_id: str, text: str) -> None:
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id=language_id, version=1,
+                                             text=text)))
+
+
+def span(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A range argument as the client received it (an object or a mapping) as plain tuples."""
+    def get(obj: Any, key: str) -> Any:
+        return obj[key] if isinstance(obj, dict) else getattr(obj, key)
+
+    start, end = get(value, "start"), get(value, "end")
+    return ((get(start, "line"), get(start, "character")),
+            (get(end, "line"), get(end, "character")))
