@@ -45,10 +45,12 @@ def _plain(params: Any) -> dict[str, Any]:
 )
 async def client(lsp_client: LanguageClient, request: Any) -> Any:
     lsp_client.forgeai = ForgeAIClient(lsp_client)  # type: ignore[attr-defined]
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=client_capabilities(request.param),
-        initialization_options={"forgeai": {"limits": {"timeout": 5}}},
-    ))
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(request.param),
+            initialization_options={"forgeai": {"limits": {"timeout": 5}}},
+        )
+    )
     yield
     await lsp_client.shutdown_session()
 
@@ -60,16 +62,23 @@ def lsp(client: LanguageClient) -> ForgeAIClient:
 
 
 def open_document(client: LanguageClient, uri: str, language_id: str, text: str) -> None:
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id=language_id, version=1,
-                                             text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language_id, version=1, text=text
+            )
+        )
+    )
 
 
 def span(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
     """A range argument as the client received it (an object or a mapping) as plain tuples."""
+
     def get(obj: Any, key: str) -> Any:
         return obj[key] if isinstance(obj, dict) else getattr(obj, key)
 
     start, end = get(value, "start"), get(value, "end")
-    return ((get(start, "line"), get(start, "character")),
-            (get(end, "line"), get(end, "character")))
+    return (
+        (get(start, "line"), get(start, "character")),
+        (get(end, "line"), get(end, "character")),
+    )

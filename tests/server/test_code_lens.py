@@ -29,7 +29,8 @@ console.log(3)
 
 async def lenses(lsp: ForgeAIClient, uri: str) -> list[types.CodeLens]:
     result = await lsp.client.text_document_code_lens_async(
-        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
     return list(result or [])
 
 
@@ -58,8 +59,11 @@ async def test_markdown_blocks_get_selection_lenses(lsp: ForgeAIClient) -> None:
     uri = "file:///tmp/forgeai-test/notes.md"
     open_document(lsp.client, uri, "markdown", MARKDOWN)
     found = await lenses(lsp, uri)
-    got = [(lens.range.start.line, lens.command.arguments[0], span(lens.command.arguments[1]))
-           for lens in found if lens.command and lens.command.arguments]
+    got = [
+        (lens.range.start.line, lens.command.arguments[0], span(lens.command.arguments[1]))
+        for lens in found
+        if lens.command and lens.command.arguments
+    ]
     assert got == [
         (2, uri, ((3, 0), (4, 12))),
         (7, uri, ((8, 0), (8, 28))),
@@ -74,9 +78,13 @@ async def test_python_cells_get_lenses(lsp: ForgeAIClient) -> None:
     text = "# %%\nx = 1\nprint(x)\n\n# %% second\nprint(2)\n"
     open_document(lsp.client, uri, "python", text)
     found = await lenses(lsp, uri)
-    cell_ranges = [span(lens.command.arguments[1]) for lens in found
-                   if lens.command and lens.command.arguments
-                   and lens.command.command == "forgeai.runSelection"]
+    cell_ranges = [
+        span(lens.command.arguments[1])
+        for lens in found
+        if lens.command
+        and lens.command.arguments
+        and lens.command.command == "forgeai.runSelection"
+    ]
     assert cell_ranges == [((1, 0), (2, 8)), ((5, 0), (5, 8))]
 
 

@@ -1,0 +1,167 @@
+"""forgeai.runFile / runSelection / cancelRun through a real server and the real sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from tests.server.conftest import ForgeAIClient, open_document
+
+pytestmark = pytest.mark.sandbox
+
+
+async def execute(lsp: ForgeAIClient, command: str, *arguments: Any) -> dict[str, Any]:
+    result = await lsp.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=command, arguments=list(arguments))
+    )
+    assert isinstance(result, dict), result
+    return result
+
+
+def diagnostics(lsp: ForgeAIClient, uri: str) -> list[types.Diagnostic]:
+    return list(lsp.client.diagnostics.get(uri, []))
+
+
+async def test_run_file_streams_output_then_finishes(lsp: ForgeAIClient) -> None:
+    """Output arrives as forgeai/output in order, then forgeai/runFinished; the result agrees."""
+    uri = "file:///tmp/forgeai-test/count.py"
+    code = (
+        "import sys, time\nfor i in range(5):\n    print(i, flush=True)\n"
+        "    time.sleep(0.05)\nprint('bye', file=sys.stderr)\nsys.exit(3)\n"
+    )
+    open_document(lsp.client, uri, "python", code)
+    result = await execute(lsp, "forgeai.runFile", uri)
+    run_id = result["runId"]
+    assert (result["exitCode"], result["stdout"], result["stderr"]) == (
+        3,
+        "0\n1\n2\n3\n4\n",
+        "bye\n",
+    )
+    streamed = "".join(o["text"] for o in lsp.output[run_id] if o["stream"] == "stdout")
+    assert streamed == "0\n1\n2\n3\n4\n"
+    assert len([o for o in lsp.output[run_id] if o["stream"] == "stdout"]) >= 2
+    assert lsp.finished[run_id]["exitCode"] == 3
+    assert lsp.finished[run_id]["uri"] == uri
+
+
+async def test_run_uses_unsaved_editor_text(lsp: ForgeAIClient) -> None:
+    """The run sees the text the editor has now, not what is on disk."""
+    uri = "file:///tmp/forgeai-test/never-saved.py"
+    open_document(lsp.client, uri, "python", "print('old')\n")
+    lsp.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text="print('new')\n")],
+        )
+    )
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["stdout"] == "new\n"
+
+
+async def test_selection_error_maps_to_the_document_line(lsp: ForgeAIClient) -> None:
+    """Lines 10-12 run as a selection; the error on its 2nd line lands on document line 11."""
+    uri = "file:///tmp/forgeai-test/long.py"
+    lines = [f"# line {i}" for i in range(10)] + [
+        "x = 1",
+        "raise ValueError('boom')",
+        "print(x)",
+        "# end",
+    ]
+    open_document(lsp.client, uri, "python", "\n".join(lines) + "\n")
+    selection = types.Range(types.Position(10, 0), types.Position(12, 8))
+    result = await execute(lsp, "forgeai.runSelection", uri, selection)
+    assert result["exitCode"] == 1
+    found = diagnostics(lsp, uri)
+    assert [d.range.start.line for d in found] == [11]
+    assert found[0].source == "forgeai"
+    assert "ValueError: boom" in found[0].message
+
+
+async def test_c_compile_error_diagnostic_line_and_column(lsp: ForgeAIClient) -> None:
+    """gcc's error lands on the right line and column of the C document."""
+    uri = "file:///tmp/forgeai-test/broken.c"
+    code = "#include <stdio.h>\nint main(void) {\n    return undefined_name;\n}\n"
+    open_document(lsp.client, uri, "c", code)
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["compileFailed"] is True
+    found = diagnostics(lsp, uri)
+    assert found and found[0].range.start == types.Position(2, 11)
+    assert "undefined_name" in found[0].message
+
+
+async def test_markdown_block_runs_in_its_language(lsp: ForgeAIClient) -> None:
+    """A fenced js block in Markdown runs with node; errors land in the block's lines."""
+    uri = "file:///tmp/forgeai-test/readme.md"
+    text = "# Demo\n\n```js\nconst a = 1;\nthrow new Error('nope');\n```\n"
+    open_document(lsp.client, uri, "markdown", text)
+    selection = types.Range(types.Position(3, 0), types.Position(4, 24))
+    result = await execute(lsp, "forgeai.runSelection", uri, selection)
+    assert result["exitCode"] == 1
+    assert [d.range.start.line for d in diagnostics(lsp, uri)] == [4]
+
+
+async def test_timeout_becomes_a_limit_diagnostic(lsp: ForgeAIClient) -> None:
+    """A run stopped by the wall clock gets a diagnostic naming the limit and its value."""
+    uri = "file:///tmp/forgeai-test/slow.py"
+    open_document(lsp.client, uri, "python", "import time\ntime.sleep(60)\n")
+    lsp.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"forgeai": {"limits": {"timeout": 0.5}}})
+    )
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["timedOut"] is True and result["limit"] == "timeout"
+    found = diagnostics(lsp, uri)
+    assert any("wall-clock limit of 0.5 s" in d.message for d in found)
+
+
+async def test_cancel_run_stops_an_endless_loop(lsp: ForgeAIClient) -> None:
+    """forgeai.cancelRun stops `while True` well within a second; the request still resolves."""
+    uri = "file:///tmp/forgeai-test/forever.py"
+    open_document(
+        lsp.client, uri, "python", "print('started', flush=True)\nwhile True:\n    pass\n"
+    )
+    running = asyncio.ensure_future(execute(lsp, "forgeai.runFile", uri))
+    while not lsp.output:
+        await asyncio.sleep(0.01)
+    run_id = next(iter(lsp.output))
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    cancelled = await execute(lsp, "forgeai.cancelRun", run_id)
+    result = await asyncio.wait_for(running, 5)
+    assert cancelled == {"runId": run_id, "cancelled": True}
+    assert result["cancelled"] is True
+    assert loop.time() - asked < 1.0
+    assert lsp.finished[run_id]["cancelled"] is True
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "fragment"),
+    [
+        ("forgeai.noSuchCommand", [], "is not defined"),
+        ("forgeai.runFile", [], "arguments"),
+        ("forgeai.runFile", ["file:///tmp/forgeai-test/not-open.py"], "is not open"),
+        (
+            "forgeai.runSelection",
+            [
+                "file:///tmp/forgeai-test/data.txt",
+                {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 2}},
+            ],
+            "no installed plugin",
+        ),
+    ],
+)
+async def test_bad_commands_are_clear_errors_and_the_server_keeps_serving(
+    lsp: ForgeAIClient, command: str, arguments: list[Any], fragment: str
+) -> None:
+    """Unknown command, bad arguments, a closed document, an unsupported language."""
+    open_document(lsp.client, "file:///tmp/forgeai-test/data.txt", "plaintext", "hi\n")
+    with pytest.raises(JsonRpcException) as caught:
+        await lsp.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=command, arguments=arguments)
+        )
+    assert fragment in str(caught.value)
+    languages = await execute(lsp, "forgeai.listLanguages")
+    assert "python" in {language["name"] for language in languages["languages"]}
