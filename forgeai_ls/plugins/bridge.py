@@ -7,7 +7,7 @@ gives it the same LanguageExecutor to build on, so it never needs to run anythin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ class PluginExecutor:
         file_name: str | None = None,
         limits: ResourceLimits | None = None,
         stdin: StdinInput = None,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> AsyncIterator[ExecutionEvent]:
         custom = getattr(self.code_executor, "stream", None)
         if callable(custom):
@@ -80,7 +81,9 @@ class PluginExecutor:
             return events
         if self.code_executor is not None:
             return self._result_only(language, code, limits, stdin)
-        return self.language(language).stream(code, file_name=file_name, limits=limits, stdin=stdin)
+        return self.language(language).stream(
+            code, file_name=file_name, limits=limits, stdin=stdin, extra_files=extra_files
+        )
 
     async def _result_only(
         self, language: str, code: str, limits: ResourceLimits | None, stdin: StdinInput

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -71,6 +71,7 @@ class LanguageExecutor:
         file_name: str | None = None,
         limits: ResourceLimits | None = None,
         stdin: bytes | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> SandboxRequest:
         run_limits = self.run_limits(limits)
         compile_limits = self.spec.compile_limits.apply(DEFAULT_COMPILE_LIMITS)
@@ -91,7 +92,7 @@ class LanguageExecutor:
             return StepSpec(argv=_substitute(template, sized), limits=limits, env=self.spec.env)
 
         return SandboxRequest(
-            files={source_name: code.encode()},
+            files={**(extra_files or {}), source_name: code.encode()},
             compile=step(self.spec.compile, compile_limits) if self.spec.compile else None,
             run=step(self.spec.run, run_limits),
             stdin=stdin,
@@ -105,14 +106,19 @@ class LanguageExecutor:
         file_name: str | None = None,
         limits: ResourceLimits | None = None,
         stdin: StdinInput = None,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> AsyncIterator[ExecutionEvent]:
-        """Events of one execution: output as produced, the result last."""
+        """Events of one execution: output as produced, the result last.
+
+        ``extra_files`` are placed beside the source (a project's sibling modules).
+        """
         interactive = None if stdin is None or isinstance(stdin, bytes) else stdin
         request = self.build_request(
             code,
             file_name=file_name,
             limits=limits,
             stdin=stdin if isinstance(stdin, bytes) else None,
+            extra_files=extra_files,
         )
         return self.backend.stream(request, stdin_stream=interactive)
 

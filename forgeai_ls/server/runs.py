@@ -179,7 +179,11 @@ class RunRegistry:
 
     async def _consume(self, target: RunTarget, batcher: _OutputBatcher) -> ExecutionResult:
         events = target.executor.stream(
-            target.language, target.code, file_name=target.file_name, limits=target.limits
+            target.language,
+            target.code,
+            file_name=target.file_name,
+            limits=target.limits,
+            extra_files=target.extra_files,
         )
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for event in events:

@@ -165,3 +165,85 @@ async def test_bad_commands_are_clear_errors_and_the_server_keeps_serving(
     assert fragment in str(caught.value)
     languages = await execute(lsp, "forgeai.listLanguages")
     assert "python" in {language["name"] for language in languages["languages"]}
+
+
+async def test_project_file_imports_its_sibling_module(lsp: ForgeAIClient, tmp_path: Any) -> None:
+    """runFile of a file on disk keeps its name and can import the module next to it."""
+    (tmp_path / "helper.py").write_text("GREETING = 'from the sibling'\n")
+    main = tmp_path / "app.py"
+    main.write_text("import helper\nprint(helper.GREETING)\nprint(__file__)\n")
+    uri = main.as_uri()
+    open_document(lsp.client, uri, "python", main.read_text())
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["stdout"] == "from the sibling\n/work/app.py\n", result["stderr"]
+
+
+async def test_two_documents_run_at_once_with_their_own_ids(lsp: ForgeAIClient) -> None:
+    """Runs of different documents proceed together, each with its own runId."""
+    uris = [f"file:///tmp/forgeai-test/par{i}.py" for i in range(3)]
+    for index, uri in enumerate(uris):
+        open_document(lsp.client, uri, "python", f"import time\ntime.sleep(0.3)\nprint({index})\n")
+    results = await asyncio.gather(*(execute(lsp, "forgeai.runFile", uri) for uri in uris))
+    assert [r["stdout"] for r in results] == ["0\n", "1\n", "2\n"]
+    assert len({r["runId"] for r in results}) == 3
+
+
+async def test_a_new_run_of_a_document_replaces_the_running_one(lsp: ForgeAIClient) -> None:
+    """Running a document again stops its previous run (replacePreviousRun, the default)."""
+    uri = "file:///tmp/forgeai-test/again.py"
+    open_document(
+        lsp.client, uri, "python", "print('go', flush=True)\nimport time\ntime.sleep(30)\n"
+    )
+    first = asyncio.ensure_future(execute(lsp, "forgeai.runFile", uri))
+    while not lsp.output:
+        await asyncio.sleep(0.01)
+    lsp.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangeWholeDocument(text="print('second')\n")
+            ],
+        )
+    )
+    second = await execute(lsp, "forgeai.runFile", uri)
+    replaced = await asyncio.wait_for(first, 5)
+    assert replaced["cancelled"] is True
+    assert second["stdout"] == "second\n"
+
+
+async def test_invalid_settings_show_a_message_and_keep_defaults(lsp: ForgeAIClient) -> None:
+    """Nonsense settings: a visible message, the defaults, and runs still work."""
+    lsp.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"forgeai": {"limits": {"timeout": -3}, "backend": "teleport"}}
+        )
+    )
+    uri = "file:///tmp/forgeai-test/after-bad-settings.py"
+    open_document(lsp.client, uri, "python", "print('fine')\n")
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["stdout"] == "fine\n"
+    messages = [m.message for m in lsp.client.messages]
+    assert any("invalid ForgeAI settings" in m and "timeout" in m for m in messages)
+
+
+async def test_code_lenses_stay_prompt_while_a_run_floods_output(lsp: ForgeAIClient) -> None:
+    """A run writing its whole output allowance does not hold up other requests."""
+    uri = "file:///tmp/forgeai-test/flood.py"
+    open_document(
+        lsp.client,
+        uri,
+        "python",
+        "import sys\nwhile True:\n    sys.stdout.write('x' * 8192 + '\\n')\n",
+    )
+    lens_uri = "file:///tmp/forgeai-test/lens.py"
+    open_document(lsp.client, lens_uri, "python", "print(1)\n")
+    flooding = asyncio.ensure_future(execute(lsp, "forgeai.runFile", uri))
+    while not lsp.output:
+        await asyncio.sleep(0.01)
+    lenses = await lsp.client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=lens_uri))
+    )
+    answered_while_running = not flooding.done()
+    result = await flooding
+    assert lenses and answered_while_running
+    assert result["limit"] == "output" and result["truncated"] is True

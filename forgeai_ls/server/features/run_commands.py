@@ -10,6 +10,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from forgeai_ls.server.lenses import markdown_blocks
+from forgeai_ls.server.project_files import sibling_sources
 from forgeai_ls.server.runs import RunTarget
 from forgeai_ls.server.server import ForgeAIServer
 
@@ -58,6 +59,7 @@ def register(server: ForgeAIServer) -> None:
                 file_name=_file_name(uri),
                 limits=ls.run_limits(executor, language),
                 line_count=len(document.lines),
+                extra_files=sibling_sources(uri),
             )
         )
 

@@ -1,0 +1,33 @@
+"""200 runs in a row: the server's descriptors, children and memory stay level."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from lsprotocol import types
+
+from tests.server.conftest import ForgeAIClient, open_document
+
+pytestmark = pytest.mark.sandbox
+
+
+async def _run(lsp: ForgeAIClient, uri: str) -> None:
+    result = await lsp.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="forgeai.runFile", arguments=[uri])
+    )
+    assert result["exitCode"] == 0
+
+
+async def test_two_hundred_runs_leave_no_growth(lsp: ForgeAIClient) -> None:
+    """No fd, child process or memory growth of the server across 200 runs."""
+    server = psutil.Process(lsp.client._server.pid)  # type: ignore[attr-defined,union-attr]
+    uri = "file:///tmp/forgeai-test/soak.py"
+    open_document(lsp.client, uri, "python", "print(1)\n")
+    for _ in range(20):  # warm up: caches, first imports, allocator arenas
+        await _run(lsp, uri)
+    fds, children, memory = server.num_fds(), len(server.children()), server.memory_info().rss
+    for _ in range(200):
+        await _run(lsp, uri)
+    assert server.num_fds() == fds
+    assert len(server.children()) == children
+    assert server.memory_info().rss - memory < 16 * 1024 * 1024
