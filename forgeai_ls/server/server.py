@@ -19,6 +19,7 @@ from forgeai_ls.plugins.manager import BlockedPlugin, ManagerConfig, PluginManag
 from forgeai_ls.plugins.trust import forgeai_home
 from forgeai_ls.sandbox import NativeBackend, ResourceLimits
 from forgeai_ls.server.convert import SOURCE, rpc_error
+from forgeai_ls.server.protocol import ForgeAIProtocol
 from forgeai_ls.server.runs import RunRegistry
 from forgeai_ls.server.settings import ServerSettings
 
@@ -58,7 +59,7 @@ class DiagnosticsStore:
 
 class ForgeAIServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("forgeai-ls", __version__)
+        super().__init__("forgeai-ls", __version__, protocol_cls=ForgeAIProtocol)
         self.backend = NativeBackend()
         self.settings = ServerSettings()
         self.diagnostics = DiagnosticsStore(self)
