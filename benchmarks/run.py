@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import plugins
+from benchmarks import plugins, server
 from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     ExecutionFinished,
@@ -160,6 +160,8 @@ async def main(runs: int) -> dict[str, object]:
     figures["stream_latency"] = await stream_latency(backend, _interpreters()[0][1], 200)
     figures["plugin_discovery"] = plugins.discovery()
     figures["plugin_first_run"] = await plugins.first_vs_later_runs()
+    figures["server_run_selection"] = await server.run_selection_latency()
+    figures["server_code_lens_10k_markdown"] = server.code_lens_server_latency()
     return figures
 
 

@@ -33,8 +33,12 @@ class LanguageCatalog:
     def entries(self) -> list[LanguageEntry]:
         return list(self._entries)
 
+    def find(self, name: str) -> LanguageEntry | None:
+        """The language called ``name`` (or an alias of it), or ``None``."""
+        return self._by_name.get(name.strip().lower())
+
     def by_name(self, name: str) -> LanguageEntry:
-        entry = self._by_name.get(name.strip().lower())
+        entry = self.find(name)
         if entry is None:
             raise UnknownLanguageError(
                 f"unknown language '{name}'",

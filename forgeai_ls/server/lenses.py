@@ -26,13 +26,34 @@ class FencedBlock:
     fence_line: int
 
 
+_FENCE_LINE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[^\n]*$", re.MULTILINE)
+
+
+def _fence_lines(text: str) -> list[tuple[int, str, int]]:
+    """(line number, line, offset) of every line that could open or close a fence: a regex
+    scan instead of a loop over all lines (a 10,000-line file has few such lines)."""
+    found = []
+    line, position = 0, 0
+    for match in _FENCE_LINE.finditer(text):
+        line += text.count("\n", position, match.start())
+        position = match.start()
+        found.append((line, match.group(0), match.start()))
+    return found
+
+
+def _length_of_line_ending_at(text: str, end: int) -> int:
+    """Length of the line whose text ends at offset ``end`` (exclusive)."""
+    return end - (text.rfind("\n", 0, end) + 1)
+
+
 def markdown_blocks(text: str) -> list[FencedBlock]:
     """Fenced code blocks (``` or ~~~, CommonMark rules) with their info-string language."""
     blocks: list[FencedBlock] = []
-    lines = text.split("\n")
+    fences = _fence_lines(text)
     index = 0
-    while index < len(lines):
-        opening = _FENCE.match(lines[index])
+    while index < len(fences):
+        line, raw, _ = fences[index]
+        opening = _FENCE.match(raw)
         if opening is None or (opening["fence"][0] == "`" and "`" in opening["info"]):
             index += 1
             continue
@@ -40,14 +61,19 @@ def markdown_blocks(text: str) -> list[FencedBlock]:
         info = opening["info"].strip().split()
         language = info[0].strip("{}.").lower() if info else ""
         close = index + 1
-        while close < len(lines):
-            stripped = lines[close].strip()
+        while close < len(fences):
+            stripped = fences[close][1].strip()
             if stripped.startswith(fence[0] * len(fence)) and set(stripped) == {fence[0]}:
                 break
             close += 1
-        if close > index + 1 and language:
-            last = close - 1
-            blocks.append(FencedBlock(language, Span(index + 1, close, len(lines[last])), index))
+        if close == len(fences):  # unclosed: the block runs to the end of the document
+            body = text.rstrip("\n")
+            end_line, end_offset = body.count("\n") + 1, len(body)
+        else:
+            end_line, end_offset = fences[close][0], fences[close][2] - 1
+        if end_line > line + 1 and language:
+            width = _length_of_line_ending_at(text, end_offset)
+            blocks.append(FencedBlock(language, Span(line + 1, end_line, width), line))
         index = close + 1
     return blocks
 

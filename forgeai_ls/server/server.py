@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
@@ -66,6 +67,8 @@ class ForgeAIServer(LanguageServer):
         self.runs = RunRegistry(self)
         self._manager: PluginManager | None = None
         self._reported_blocked: set[str] = set()
+        self.lens_cache: dict[str, tuple[tuple[int | None, int], list[dict[str, Any]]]] = {}
+        """Per document: (version, plugin set) and the lenses computed for them."""
         self.pending_problem: str | None = None
         """A settings problem found at initialize, shown once the client is ready."""
 

@@ -2,64 +2,82 @@
 
 from __future__ import annotations
 
-from lsprotocol import types
+from typing import Any
 
-from forgeai_ls.errors import UnknownLanguageError
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
 from forgeai_ls.server.lenses import Span, cells, markdown_blocks
 from forgeai_ls.server.server import ForgeAIServer
 
 TITLE = "▶ Run in sandbox"
 
-
-def _span_range(span: Span) -> types.Range:
-    return types.Range(
-        types.Position(span.start, 0), types.Position(span.end - 1, span.end_character)
-    )
+Lens = dict[str, Any]
+"""A CodeLens already in its JSON form: thousands of them serialise several times faster
+than lsprotocol objects, which matters for long Markdown files."""
 
 
-def _selection_lens(uri: str, span: Span, line: int, title: str) -> types.CodeLens:
-    return types.CodeLens(
-        range=types.Range(types.Position(line, 0), types.Position(line, 0)),
-        command=types.Command(
-            title=title, command="forgeai.runSelection", arguments=[uri, _span_range(span)]
-        ),
-    )
+def _span_range(span: Span) -> dict[str, dict[str, int]]:
+    """A range as a command argument (plain JSON: arguments are LSPAny)."""
+    return {
+        "start": {"line": span.start, "character": 0},
+        "end": {"line": span.end - 1, "character": span.end_character},
+    }
 
 
-def markdown_lenses(ls: ForgeAIServer, uri: str, text: str) -> list[types.CodeLens]:
+def _lens(line: int, title: str, command: str, arguments: list[Any]) -> Lens:
+    position = {"line": line, "character": 0}
+    return {
+        "range": {"start": position, "end": position},
+        "command": {"title": title, "command": command, "arguments": arguments},
+    }
+
+
+def _selection_lens(uri: str, span: Span, line: int, title: str) -> Lens:
+    return _lens(line, title, "forgeai.runSelection", [uri, _span_range(span)])
+
+
+def markdown_lenses(ls: ForgeAIServer, uri: str, text: str) -> list[Lens]:
     catalog = ls.manager.catalog()
     lenses = []
     for block in markdown_blocks(text):
-        try:
-            entry = catalog.by_name(block.language)
-        except UnknownLanguageError:
-            continue
-        lenses.append(
-            _selection_lens(uri, block.code, block.fence_line, f"{TITLE} ({entry.spec.name})")
-        )
+        entry = catalog.find(block.language)
+        if entry is not None:
+            lenses.append(
+                _selection_lens(uri, block.code, block.fence_line, f"{TITLE} ({entry.spec.name})")
+            )
+    return lenses
+
+
+def compute_lenses(ls: ForgeAIServer, uri: str, document: TextDocument) -> list[Lens]:
+    """Lenses for one version of a document."""
+    if document.language_id == "markdown" or uri.endswith((".md", ".markdown")):
+        return markdown_lenses(ls, uri, document.source)
+    entry = ls.entry_for(document)
+    if entry is None:
+        return []
+    lenses = [_lens(0, TITLE, "forgeai.runFile", [uri])]
+    if entry.spec.cell_marker:
+        lenses += [
+            _selection_lens(uri, span, span.start - 1, f"{TITLE} (cell)")
+            for span in cells(document.source, entry.spec.cell_marker)
+        ]
     return lenses
 
 
 def register(server: ForgeAIServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
-    def code_lens(ls: ForgeAIServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-        """Lenses: the whole file, each Markdown block of a known language, each cell."""
+    def code_lens(ls: ForgeAIServer, params: types.CodeLensParams) -> list[Lens]:
+        """Lenses: the whole file, each Markdown block of a known language, each cell.
+
+        Computed once per document version (and plugin set); editors ask often.
+        """
         uri = params.text_document.uri
         document = ls.workspace.get_text_document(uri)
-        if document.language_id == "markdown" or uri.endswith((".md", ".markdown")):
-            return markdown_lenses(ls, uri, document.source)
-        entry = ls.entry_for(document)
-        if entry is None:
-            return []
-        lenses = [
-            types.CodeLens(
-                range=types.Range(types.Position(0, 0), types.Position(0, 0)),
-                command=types.Command(title=TITLE, command="forgeai.runFile", arguments=[uri]),
-            )
-        ]
-        if entry.spec.cell_marker:
-            lenses += [
-                _selection_lens(uri, span, span.start - 1, f"{TITLE} (cell)")
-                for span in cells(document.source, entry.spec.cell_marker)
-            ]
+        key = (document.version, id(ls.manager))  # a plugin reload makes a new manager
+        cached = ls.lens_cache.get(uri)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lenses = compute_lenses(ls, uri, document)
+        ls.lens_cache[uri] = (key, lenses)
         return lenses

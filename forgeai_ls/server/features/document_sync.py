@@ -16,3 +16,4 @@ def register(server: ForgeAIServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: ForgeAIServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.diagnostics.clear(params.text_document.uri)
+        ls.lens_cache.pop(params.text_document.uri, None)

@@ -1,0 +1,193 @@
+"""Language-server figures: runSelection of print(1) to runFinished, and code lenses on a
+10,000-line Markdown file, against a real forgeai-ls subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from forgeai_ls.sandbox.toolchain import ToolchainResolver
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _client() -> tuple[LanguageClient, dict[str, asyncio.Event]]:
+    client = LanguageClient("forgeai-bench", "1")
+    finished: dict[str, asyncio.Event] = {}
+
+    @client.feature("forgeai/output")
+    def on_output(_client: LanguageClient, params: Any) -> None:
+        pass  # streamed output is not what is measured here
+
+    @client.feature("forgeai/runFinished")
+    def on_finished(_client: LanguageClient, params: Any) -> None:
+        run_id = params["runId"] if isinstance(params, dict) else params.runId
+        finished.setdefault(run_id, asyncio.Event()).set()
+
+    await client.start_io(sys.executable, "-m", "forgeai_ls")
+    await client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities()))
+    client.initialized(types.InitializedParams())
+    return client, finished
+
+
+def _open(client: LanguageClient, uri: str, language: str, text: str) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
+        )
+    )
+
+
+async def run_selection_latency(runs: int = 40) -> dict[str, float]:
+    client, finished = await _client()
+    uri = "file:///tmp/forgeai-bench/sel.py"
+    _open(client, uri, "python", "print(1)\n")
+    selection = types.Range(types.Position(0, 0), types.Position(0, 8))
+    python = ToolchainResolver().resolve("python3").executable
+    server_ms: list[float] = []
+    bare_ms: list[float] = []
+    try:
+        for index in range(runs + 3):
+            start = time.perf_counter()
+            result = await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(
+                    command="forgeai.runSelection", arguments=[uri, selection]
+                )
+            )
+            await finished.setdefault(result["runId"], asyncio.Event()).wait()
+            elapsed = (time.perf_counter() - start) * 1000
+            assert result["stdout"] == "1\n", result
+            start = time.perf_counter()
+            subprocess.run([python, "-c", "print(1)"], check=True, capture_output=True)
+            bare = (time.perf_counter() - start) * 1000
+            if index >= 3:  # warm-up: first run loads plugins and detects the sandbox
+                server_ms.append(elapsed)
+                bare_ms.append(bare)
+    finally:
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
+    return {
+        "p50_ms": statistics.median(server_ms),
+        "p95_ms": _percentile(server_ms, 0.95),
+        "bare_p50_ms": statistics.median(bare_ms),
+        "ratio_p50": statistics.median(server_ms) / statistics.median(bare_ms),
+    }
+
+
+def _big_markdown(lines: int = 10_000) -> str:
+    chunk = [
+        "## Section",
+        "",
+        "Some prose about the example below.",
+        "",
+        "```python",
+        "print('hello')",
+        "x = 1",
+        "```",
+        "",
+        "```text",
+        "not code",
+        "```",
+        "",
+    ]
+    out: list[str] = []
+    while len(out) < lines:
+        out += chunk
+    return "\n".join(out[:lines]) + "\n"
+
+
+class _RawConnection:
+    """Bytes-level JSON-RPC over the server's stdio: measures the server, not a client's
+    parsing (pygls' client spends longer structuring 769 lenses than the server computes
+    them; editors parse JSON natively)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "forgeai_ls"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.next_id = 0
+
+    def send(self, method: str, params: Any, request: bool = True) -> int | None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+        if request:
+            self.next_id += 1
+            message["id"] = self.next_id
+        body = json.dumps(message).encode()
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.process.stdin.flush()
+        return message.get("id")
+
+    def read_response(self, wanted: int) -> bytes:
+        assert self.process.stdout is not None
+        while True:
+            length = 0
+            while line := self.process.stdout.readline().strip():
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = self.process.stdout.read(length)
+            if f'"id": {wanted},'.encode() in body or f'"id": {wanted}}}'.encode() in body:
+                return body
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def code_lens_server_latency(requests: int = 30) -> dict[str, float]:
+    connection = _RawConnection()
+    uri = "file:///tmp/forgeai-bench/raw.md"
+    text = _big_markdown()
+    try:
+        connection.read_response(connection.send("initialize", {"capabilities": {}}) or 0)
+        connection.send("initialized", {}, request=False)
+        connection.send(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "markdown", "version": 1, "text": text}},
+            request=False,
+        )
+        edited, repeated, size = [], [], 0
+        for index in range(requests + 2):
+            text += "\n"
+            connection.send(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": index + 2},
+                    "contentChanges": [{"text": text}],
+                },
+                request=False,
+            )
+            for series in (edited, repeated):
+                start = time.perf_counter()
+                body = connection.read_response(
+                    connection.send("textDocument/codeLens", {"textDocument": {"uri": uri}}) or 0
+                )
+                if index >= 2:
+                    series.append((time.perf_counter() - start) * 1000)
+                size = len(body)
+    finally:
+        connection.close()
+    return {
+        "lines": 10_000,
+        "response_bytes": size,
+        "after_edit_p50_ms": statistics.median(edited),
+        "after_edit_p95_ms": _percentile(edited, 0.95),
+        "unchanged_p50_ms": statistics.median(repeated),
+    }
