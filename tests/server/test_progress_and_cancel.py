@@ -159,3 +159,33 @@ def test_tcp_transport_answers_initialize() -> None:
     finally:
         server.kill()
         server.wait()
+
+
+async def test_websocket_transport_answers_initialize() -> None:
+    """forgeai-ls --ws serves the protocol over WebSockets."""
+    from websockets.asyncio.client import connect
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "forgeai_ls", "--ws", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):
+            try:
+                async with connect(f"ws://127.0.0.1:{port}") as websocket:
+                    await websocket.send(
+                        '{"jsonrpc":"2.0","id":1,"method":"initialize",'
+                        '"params":{"capabilities":{}}}'
+                    )
+                    answer = await asyncio.wait_for(websocket.recv(), 30)
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
+        assert '"forgeai.runSelection"' in str(answer)
+    finally:
+        server.kill()
+        server.wait()
