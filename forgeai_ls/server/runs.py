@@ -89,14 +89,16 @@ class _OutputBatcher:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(_FLUSH_SECONDS, self.flush)
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
+        """Send what is pending; ``final`` also sends a trailing incomplete UTF-8 sequence."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for stream, decoder in self._decoders.items():
-            tail = decoder.decode(b"", final=False)
-            if tail:
-                self._pending.append((stream, tail))
+        if final:
+            for stream, decoder in self._decoders.items():
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    self._pending.append((stream, tail))
         for stream, text in self._pending:
             self.server.protocol.notify(
                 OUTPUT_NOTIFICATION,
@@ -110,9 +112,6 @@ class RunRegistry:
     def __init__(self, server: ForgeAIServer) -> None:
         self.server = server
         self._runs: dict[str, _ActiveRun] = {}
-
-    def active(self) -> list[str]:
-        return list(self._runs)
 
     def cancel(self, run_id: str) -> bool:
         run = self._runs.get(run_id)
@@ -145,7 +144,7 @@ class RunRegistry:
         try:
             result = await run.task
         except asyncio.CancelledError:
-            batcher.flush()
+            batcher.flush(final=True)
             summary = {
                 "runId": run.run_id,
                 "uri": target.uri,
@@ -165,7 +164,7 @@ class RunRegistry:
             return {**summary, "stdout": "", "stderr": ""}
         finally:
             self._runs.pop(run.run_id, None)
-        batcher.flush()
+        batcher.flush(final=True)
         self._publish_diagnostics(target, result)
         summary = {**run_summary(run.run_id, target.uri, result), "cancelled": False}
         self.server.protocol.notify(FINISHED_NOTIFICATION, summary)

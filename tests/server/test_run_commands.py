@@ -246,3 +246,16 @@ async def test_code_lenses_stay_prompt_while_a_run_floods_output(lsp: ForgeAICli
     result = await flooding
     assert lenses and answered_while_running
     assert result["exitCode"] == 0 and len(result["stdout"]) == 60 * 16 * 1024
+
+
+async def test_a_character_split_across_writes_arrives_whole(lsp: ForgeAIClient) -> None:
+    """A UTF-8 character written in two halves is streamed as one character, not garbage."""
+    uri = "file:///tmp/forgeai-test/euro.py"
+    code = (
+        "import sys, time\nout = sys.stdout.buffer\nout.write(b'price: \\xe2'); out.flush()\n"
+        "time.sleep(0.2)\nout.write(b'\\x82\\xac\\n'); out.flush()\n"
+    )
+    open_document(lsp.client, uri, "python", code)
+    result = await execute(lsp, "forgeai.runFile", uri)
+    streamed = "".join(o["text"] for o in lsp.output[result["runId"]])
+    assert streamed == "price: €\n" == result["stdout"]
