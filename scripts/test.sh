@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
-# Toolchains of the optional official plugins, so their own tests run too (root only).
+# Toolchains of the optional official plugins, so their own tests run too, and the editors
+# the editor tests drive (root only).
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   extra=()
-  for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go; do
+  for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go nvim:neovim; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || extra+=("${pair#*:}")
   done
   if [ "${#extra[@]}" -gt 0 ]; then

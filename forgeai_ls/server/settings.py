@@ -52,7 +52,7 @@ def parse_settings(raw: Any) -> tuple[ServerSettings, str | None]:
 
     Accepts the settings object itself or one wrapped as ``{"forgeai": {...}}``.
     """
-    if raw is None:
+    if raw is None or raw == [] or raw == {"forgeai": []}:  # Lua's empty table is a JSON []
         return ServerSettings(), None
     if isinstance(raw, dict) and isinstance(raw.get("forgeai"), dict):
         raw = raw["forgeai"]

@@ -1,0 +1,57 @@
+"""The Neovim plugin in a real headless Neovim: lens, run, output buffer, diagnostics, selection."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.sandbox
+
+PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
+
+
+@pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed here")
+def test_neovim_end_to_end(tmp_path: Path) -> None:
+    """e2e.lua drives the plugin; every check it reports passes and nvim exits 0."""
+    program = tmp_path / "prog.py"
+    program.write_text('print("hello from nvim")\nx = 1\nraise ValueError("boom")\n')
+    report = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "FORGEAI_LS_CMD": json.dumps([sys.executable, "-m", "forgeai_ls"]),
+        "FORGEAI_E2E_FILE": str(program),
+        "FORGEAI_E2E_REPORT": str(report),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    done = subprocess.run(
+        [
+            "nvim",
+            "--headless",
+            "-u",
+            str(PLUGIN / "tests" / "minimal_init.lua"),
+            "-c",
+            f"luafile {PLUGIN / 'tests' / 'e2e.lua'}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert report.exists(), done.stdout + done.stderr
+    result = json.loads(report.read_text())
+    failed = [c for c in result["checks"] if not c["ok"]]
+    assert failed == [], failed
+    assert done.returncode == 0
+    assert result["diagnostics"][0]["line"] == 2
+    assert "ValueError: boom" in "\n".join(result["output"])
