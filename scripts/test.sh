@@ -22,6 +22,10 @@ fi
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 
+# The VS Code extension: type check, unit tests, and the offline .vsix build.
+(cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run --silent typecheck \
+  && npm test --silent && npm run --silent package)
+
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/test-unprivileged.sh
 fi

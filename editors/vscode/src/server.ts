@@ -1,0 +1,81 @@
+// Starting, restarting and configuring forgeai-ls.
+import * as vscode from 'vscode';
+import { LanguageClient, State, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
+
+import { needsRestart, readSettings, serverCommand, serverSettings, type ExtensionSettings } from './settings';
+import type { RunView } from './runView';
+
+const LANGUAGES = ['python', 'javascript', 'shellscript', 'perl', 'c', 'cpp', 'rust', 'java',
+  'typescript', 'ruby', 'go', 'lua', 'php', 'markdown'];
+
+function currentSettings(): ExtensionSettings {
+  const config = vscode.workspace.getConfiguration('forgeai');
+  return readSettings(<T>(key: string, fallback: T) => config.get<T>(key, fallback));
+}
+
+export class ServerManager implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private settings = currentSettings();
+  readonly log = vscode.window.createOutputChannel('ForgeAI Language Server', { log: true });
+
+  constructor(private readonly view: RunView) {}
+
+  async start(): Promise<void> {
+    this.settings = currentSettings();
+    const { command, args } = serverCommand(this.settings);
+    const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: LANGUAGES.map((language) => ({ language })),
+      initializationOptions: { forgeai: serverSettings(this.settings) },
+      outputChannel: this.log,
+    };
+    this.client = new LanguageClient('forgeai', 'ForgeAI', serverOptions, clientOptions);
+    this.client.onNotification('forgeai/output', (params) => this.view.output(params));
+    this.client.onNotification('forgeai/runFinished', (params) => this.view.finished(params));
+    try {
+      await this.client.start();
+    } catch (error) {
+      const choice = await vscode.window.showErrorMessage(
+        `ForgeAI: could not start the language server '${command}': ${String(error)}. ` +
+          'Install ForgeAI (pip install forgeai-ls) or set forgeai.serverPath / forgeai.pythonPath.',
+        'Show Logs');
+      if (choice === 'Show Logs') this.log.show();
+    }
+  }
+
+  async onConfigurationChanged(): Promise<void> {
+    const next = currentSettings();
+    if (needsRestart(this.settings, next)) {
+      await this.restart();
+      return;
+    }
+    this.settings = next;
+    await this.client?.sendNotification('workspace/didChangeConfiguration', {
+      settings: { forgeai: serverSettings(next) },
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.client && this.client.state === State.Running) await this.client.stop();
+    this.client = undefined;
+  }
+
+  async execute(command: string, args: unknown[]): Promise<unknown> {
+    if (!this.client || this.client.state !== State.Running) {
+      void vscode.window.showErrorMessage('ForgeAI: the language server is not running.', 'Show Logs')
+        .then((choice) => choice && this.log.show());
+      return undefined;
+    }
+    return this.client.sendRequest('workspace/executeCommand', { command, arguments: args });
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.log.dispose();
+  }
+}

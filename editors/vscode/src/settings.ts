@@ -1,0 +1,60 @@
+// Typed extension settings and their mapping onto the server's `forgeai` settings.
+// Pure: no `vscode` import, so it is unit-tested under plain node.
+
+export interface ExtensionSettings {
+  serverPath: string;
+  pythonPath: string;
+  backend: 'native';
+  limits: { timeout: number | null; memoryMb: number | null; network: boolean };
+  pluginDirs: string[];
+  trust: { minimumLevel: 'official' | 'enterprise' | 'verified' | 'community'; allowUnsigned: boolean };
+  replacePreviousRun: boolean;
+}
+
+/** Reads one setting; the getter is `vscode.WorkspaceConfiguration.get` in the extension. */
+export type SettingGetter = <T>(key: string, fallback: T) => T;
+
+export function readSettings(get: SettingGetter): ExtensionSettings {
+  return {
+    serverPath: get('serverPath', ''),
+    pythonPath: get('pythonPath', ''),
+    backend: 'native',
+    limits: {
+      timeout: get<number | null>('limits.timeout', null),
+      memoryMb: get<number | null>('limits.memoryMb', null),
+      network: get('limits.network', false),
+    },
+    pluginDirs: get<string[]>('pluginDirs', []),
+    trust: {
+      minimumLevel: get('trust.minimumLevel', 'community'),
+      allowUnsigned: get('trust.allowUnsigned', false),
+    },
+    replacePreviousRun: get('replacePreviousRun', true),
+  };
+}
+
+/** The server's settings object (initializationOptions / didChangeConfiguration). */
+export function serverSettings(settings: ExtensionSettings): Record<string, unknown> {
+  const limits: Record<string, unknown> = { network: settings.limits.network };
+  if (settings.limits.timeout !== null) limits.timeout = settings.limits.timeout;
+  if (settings.limits.memoryMb !== null) limits.memoryMb = settings.limits.memoryMb;
+  return {
+    backend: settings.backend,
+    limits,
+    pluginDirs: settings.pluginDirs,
+    trust: settings.trust,
+    replacePreviousRun: settings.replacePreviousRun,
+  };
+}
+
+/** How to start the server: an explicit path, `python -m forgeai_ls`, or forgeai-ls on PATH. */
+export function serverCommand(settings: ExtensionSettings): { command: string; args: string[] } {
+  if (settings.serverPath) return { command: settings.serverPath, args: [] };
+  if (settings.pythonPath) return { command: settings.pythonPath, args: ['-m', 'forgeai_ls'] };
+  return { command: 'forgeai-ls', args: [] };
+}
+
+/** Settings whose change needs a server restart (the rest apply live). */
+export function needsRestart(before: ExtensionSettings, after: ExtensionSettings): boolean {
+  return before.serverPath !== after.serverPath || before.pythonPath !== after.pythonPath;
+}

@@ -1,0 +1,38 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+
+import { needsRestart, readSettings, serverCommand, serverSettings, type SettingGetter } from '../settings';
+
+function getter(values: Record<string, unknown>): SettingGetter {
+  return <T>(key: string, fallback: T) => (key in values ? (values[key] as T) : fallback);
+}
+
+test('defaults map to the server defaults, without unset limits', () => {
+  const settings = readSettings(getter({}));
+  assert.deepEqual(serverSettings(settings), {
+    backend: 'native',
+    limits: { network: false },
+    pluginDirs: [],
+    trust: { minimumLevel: 'community', allowUnsigned: false },
+    replacePreviousRun: true,
+  });
+});
+
+test('limits and trust are passed in the server\'s camelCase form', () => {
+  const settings = readSettings(getter({ 'limits.timeout': 3, 'limits.memoryMb': 64, 'trust.minimumLevel': 'verified' }));
+  const server = serverSettings(settings) as { limits: unknown; trust: { minimumLevel: string } };
+  assert.deepEqual(server.limits, { network: false, timeout: 3, memoryMb: 64 });
+  assert.equal(server.trust.minimumLevel, 'verified');
+});
+
+test('server command: explicit path, then python -m, then PATH', () => {
+  assert.deepEqual(serverCommand(readSettings(getter({ serverPath: '/x/forgeai-ls', pythonPath: '/p' }))), { command: '/x/forgeai-ls', args: [] });
+  assert.deepEqual(serverCommand(readSettings(getter({ pythonPath: '/venv/bin/python' }))), { command: '/venv/bin/python', args: ['-m', 'forgeai_ls'] });
+  assert.deepEqual(serverCommand(readSettings(getter({}))), { command: 'forgeai-ls', args: [] });
+});
+
+test('only a different server needs a restart', () => {
+  const a = readSettings(getter({}));
+  assert.equal(needsRestart(a, readSettings(getter({ 'limits.timeout': 5 }))), false);
+  assert.equal(needsRestart(a, readSettings(getter({ pythonPath: '/other' }))), true);
+});
