@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,17 +132,27 @@ async def test_a_refused_plugin_is_reported_once_and_the_rest_works(
     assert "python" in {entry["name"] for entry in listed["languages"]}
 
 
-def test_tcp_transport_answers_initialize() -> None:
-    """forgeai-ls --tcp serves the protocol on a TCP port."""
+@contextlib.contextmanager
+def serving(transport: str) -> Iterator[int]:
+    """forgeai-ls started with ``transport`` on a free loopback port; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "forgeai_ls", "--tcp", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        [sys.executable, "-m", "forgeai_ls", transport, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
+        yield port
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_tcp_transport_answers_initialize() -> None:
+    """forgeai-ls --tcp serves the protocol on a TCP port."""
+    with serving("--tcp") as port:
         body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}'
         for _ in range(200):
             try:
@@ -156,24 +168,13 @@ def test_tcp_transport_answers_initialize() -> None:
                 assert chunk, answer
                 answer += chunk
         assert b'"forgeai.runFile"' in answer
-    finally:
-        server.kill()
-        server.wait()
 
 
 async def test_websocket_transport_answers_initialize() -> None:
     """forgeai-ls --ws serves the protocol over WebSockets."""
     from websockets.asyncio.client import connect
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "forgeai_ls", "--ws", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with serving("--ws") as port:
         for _ in range(200):
             try:
                 async with connect(f"ws://127.0.0.1:{port}") as websocket:
@@ -186,6 +187,3 @@ async def test_websocket_transport_answers_initialize() -> None:
             except OSError:
                 await asyncio.sleep(0.05)
         assert '"forgeai.runSelection"' in str(answer)
-    finally:
-        server.kill()
-        server.wait()
