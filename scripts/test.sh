@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Set up and run every check: lint, types, the test suite as this user and, when run as root,
-# the sandbox battery again as an unprivileged user (the desktop-user code path).
+# Set up and run every check: lint, types, the test suite as this user (with the language
+# server, Neovim and VS Code end-to-end tests), the VS Code extension's own tests and build,
+# and, when run as root, the sandbox battery again as an unprivileged user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
-# Toolchains of the optional official plugins, so their own tests run too, and the editors
-# the editor tests drive (root only).
+# Root only: toolchains of the optional official plugins (so their own tests run too), the
+# editors the editor tests drive, and what code-server needs to install offline.
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   extra=()
-  for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go nvim:neovim; do
+  for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go nvim:neovim \
+      chromium:chromium rg:ripgrep make:build-essential pkg-config:pkg-config; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || extra+=("${pair#*:}")
+  done
+  for dev in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev; do
+    dpkg -s "$dev" >/dev/null 2>&1 || extra+=("$dev")
   done
   if [ "${#extra[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${extra[@]}" \
@@ -20,11 +25,15 @@ fi
 
 .venv/bin/ruff check forgeai_ls tests benchmarks
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 
-# The VS Code extension: type check, unit tests, and the offline .vsix build.
+# The VS Code extension: type check, unit tests, the offline .vsix build, and a real VS Code
+# (code-server) for the end-to-end test.
 (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run --silent typecheck \
   && npm test --silent && npm run --silent package)
+bash editors/vscode/e2e/seed-ripgrep.sh
+(cd editors/vscode/e2e && npm_config_unsafe_perm=true npm ci --no-audit --no-fund --loglevel=error)
+
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/test-unprivileged.sh
