@@ -32,7 +32,8 @@ fi
   && npm test --silent && npm run --silent package)
 if command -v rg >/dev/null && command -v chromium >/dev/null; then  # else that test is skipped
   bash editors/vscode/e2e/seed-ripgrep.sh
-  (cd editors/vscode/e2e && npm_config_unsafe_perm=true npm ci --no-audit --no-fund --loglevel=error)
+  (cd editors/vscode/e2e && npm_config_unsafe_perm=true npm_config_yes=true \
+    npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

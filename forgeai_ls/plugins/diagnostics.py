@@ -43,6 +43,12 @@ def _matches(pattern: DiagnosticPattern, text: str, source_name: str) -> list[re
 def _from_step(spec: LanguageSpec, step: StepResult, source_name: str) -> list[Diagnostic]:
     # Most tools report on stderr; some (tsc, php) on stdout.
     text = (step.stderr + b"\n" + step.stdout).decode("utf-8", errors="replace")
+    # Without a message group, the error's last line is the message: stderr's when it has one.
+    fallback = (
+        _last_line(step.stderr.decode("utf-8", errors="replace"))
+        if step.stderr.strip()
+        else _last_line(text)
+    )
     diagnostics: list[Diagnostic] = []
     seen: set[tuple[int, int | None]] = set()
     for pattern in spec.diagnostics:
@@ -59,7 +65,7 @@ def _from_step(spec: LanguageSpec, step: StepResult, source_name: str) -> list[D
                 Diagnostic(
                     line=line,
                     column=column,
-                    message=(groups.get("message") or _last_line(text)).strip(),
+                    message=(groups.get("message") or fallback).strip(),
                     severity=groups.get("severity") or pattern.severity,
                     step=step.step.value,
                 )

@@ -55,3 +55,56 @@ def test_neovim_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert result["diagnostics"][0]["line"] == 2
     assert "ValueError: boom" in "\n".join(result["output"])
+
+
+@pytest.mark.skipif(
+    shutil.which("nvim") is None
+    or shutil.which("tmux") is None
+    or shutil.which("chromium") is None,
+    reason="the Neovim screenshot needs nvim, tmux and chromium",
+)
+def test_neovim_screenshot(tmp_path: Path) -> None:
+    """Neovim in a real terminal (tmux), after a lens run and a selection run, as a PNG."""
+    import time
+
+    from tests.editors.terminal_screenshot import capture_tmux, render_png
+
+    program = tmp_path / "prog.py"
+    program.write_text('print("hello from nvim")\nx = 1\nraise ValueError("boom")\n')
+    ready = tmp_path / "ready"
+    session = f"forgeai-nvim-{os.getpid()}"
+    env = {
+        **os.environ,
+        "FORGEAI_LS_CMD": json.dumps([sys.executable, "-m", "forgeai_ls"]),
+        "FORGEAI_E2E_FILE": str(program),
+        "FORGEAI_SCREEN_READY": str(ready),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TERM": "xterm-256color",
+    }
+    command = (
+        f"nvim -u {PLUGIN / 'tests' / 'minimal_init.lua'} "
+        f"-c 'luafile {PLUGIN / 'tests' / 'screen.lua'}'"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "40", command],
+        env=env,
+        check=True,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), capture_tmux(session)
+        time.sleep(0.3)
+        screen = capture_tmux(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+    assert "hello from nvim" in screen and "exit 0 in" in screen and "exit 1 in" in screen
+    artifacts = Path(__file__).resolve().parents[1] / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    render_png(screen, artifacts / "neovim.png")
+    assert (artifacts / "neovim.png").stat().st_size > 10_000

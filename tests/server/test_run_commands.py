@@ -259,3 +259,12 @@ async def test_a_character_split_across_writes_arrives_whole(lsp: ForgeAIClient)
     result = await execute(lsp, "forgeai.runFile", uri)
     streamed = "".join(o["text"] for o in lsp.output[result["runId"]])
     assert streamed == "price: €\n" == result["stdout"]
+
+
+async def test_diagnostic_message_is_the_error_not_the_programs_output(lsp: ForgeAIClient) -> None:
+    """A traceback's diagnostic says the exception, even when the program printed before it."""
+    uri = "file:///tmp/forgeai-test/printed-first.py"
+    open_document(lsp.client, uri, "python", "print('some output')\nraise KeyError('k')\n")
+    await execute(lsp, "forgeai.runFile", uri)
+    found = diagnostics(lsp, uri)
+    assert [d.message for d in found] == ["KeyError: 'k'"]
