@@ -1,4 +1,5 @@
 // Starting, restarting and configuring forgeai-ls.
+import { existsSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { LanguageClient, State, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 
@@ -22,7 +23,8 @@ export class ServerManager implements vscode.Disposable {
 
   async start(): Promise<void> {
     this.settings = currentSettings();
-    const { command, args } = serverCommand(this.settings);
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
+    const { command, args } = serverCommand(this.settings, folders, existsSync);
     const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
     const clientOptions: LanguageClientOptions = {
       documentSelector: LANGUAGES.map((language) => ({ language })),

@@ -47,10 +47,20 @@ export function serverSettings(settings: ExtensionSettings): Record<string, unkn
   };
 }
 
-/** How to start the server: an explicit path, `python -m forgeai_ls`, or forgeai-ls on PATH. */
-export function serverCommand(settings: ExtensionSettings): { command: string; args: string[] } {
+/**
+ * How to start the server: an explicit path; `python -m forgeai_ls` with the configured Python;
+ * the forgeai-ls of a workspace virtual environment (.venv, venv); else forgeai-ls on PATH.
+ */
+export function serverCommand(settings: ExtensionSettings, workspaceFolders: string[] = [],
+  exists: (path: string) => boolean = () => false): { command: string; args: string[] } {
   if (settings.serverPath) return { command: settings.serverPath, args: [] };
   if (settings.pythonPath) return { command: settings.pythonPath, args: ['-m', 'forgeai_ls'] };
+  for (const folder of workspaceFolders) {
+    for (const venv of ['.venv', 'venv']) {
+      const candidate = `${folder}/${venv}/bin/forgeai-ls`;
+      if (exists(candidate)) return { command: candidate, args: [] };
+    }
+  }
   return { command: 'forgeai-ls', args: [] };
 }
 

@@ -31,6 +31,13 @@ test('server command: explicit path, then python -m, then PATH', () => {
   assert.deepEqual(serverCommand(readSettings(getter({}))), { command: 'forgeai-ls', args: [] });
 });
 
+test('a workspace virtual environment is found when nothing is configured', () => {
+  const settings = readSettings(getter({}));
+  const exists = (path: string) => path === '/ws/.venv/bin/forgeai-ls';
+  assert.deepEqual(serverCommand(settings, ['/other', '/ws'], exists), { command: '/ws/.venv/bin/forgeai-ls', args: [] });
+  assert.deepEqual(serverCommand(settings, ['/other'], exists), { command: 'forgeai-ls', args: [] });
+});
+
 test('only a different server needs a restart', () => {
   const a = readSettings(getter({}));
   assert.equal(needsRestart(a, readSettings(getter({ 'limits.timeout': 5 }))), false);
