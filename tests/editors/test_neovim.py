@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.sandbox
-
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 
 
+@pytest.mark.sandbox
 @pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed here")
 def test_neovim_end_to_end(tmp_path: Path) -> None:
     """e2e.lua drives the plugin; every check it reports passes and nvim exits 0."""
@@ -98,7 +97,7 @@ def test_neovim_screenshot(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert ready.exists(), capture_tmux(session)
+        assert ready.exists(), "Neovim did not reach the screenshot state in tmux"
         time.sleep(0.3)
         screen = capture_tmux(session)
     finally:
