@@ -48,6 +48,11 @@ def _source_of(path: Path) -> PluginSource:
     return PluginSource.BUNDLED if path.resolve().parent == bundled else PluginSource.EXTRA
 
 
+def _print_fields(description: dict[str, object]) -> None:
+    for key, value in description.items():
+        sys.stdout.write(f"{key:18} {value}\n")
+
+
 def _describe(plugin: VerifiedPlugin) -> dict[str, object]:
     manifest = plugin.manifest
     return {
@@ -118,8 +123,7 @@ def info(
     if as_json:
         print_json(description)
     else:
-        for key, value in description.items():
-            sys.stdout.write(f"{key:18} {value}\n")
+        _print_fields(description)
     return 0
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forgeai_ls.sandbox.etc_tree import HOSTNAME, SANDBOX_GID, SANDBOX_UID
+from forgeai_ls.sandbox.linux import memfd_with
 from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR
 
 SHM_BYTES = 16 * 1024 * 1024
@@ -38,16 +39,6 @@ class BwrapCommand:
 
     argv: list[str]
     pass_fds: list[int] = field(default_factory=list)
-
-
-def _memfd(name: str, content: bytes) -> int:
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    view = memoryview(content)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
 
 
 @functools.cache
@@ -118,7 +109,7 @@ def build_command(
     for name, content in files.items():
         for parent in _parent_dirs(name):
             args += ["--dir", parent]
-        fd = _memfd("source", content)
+        fd = memfd_with("source", content)
         command.pass_fds.append(fd)
         args += ["--perms", "0644", "--file", str(fd), f"{WORK_DIR}/{name}"]
     if build_dir is not None:

@@ -59,3 +59,13 @@ def bind_mount(source: str, target: str) -> None:
         _libc.mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None),
         f"mount(--bind {source}, {target})",
     )
+
+
+def memfd_with(name: str, content: bytes) -> int:
+    """A close-on-exec memory file holding ``content``, positioned at its start."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd

@@ -12,11 +12,12 @@ import contextlib
 import errno
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
+
+from forgeai_ls.sandbox.linux import memfd_with
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,4 @@ def seccomp_program(profile_json: str | None = None) -> bytes | None:
 
 def seccomp_fd(program: bytes) -> int:
     """A readable file descriptor holding ``program``, for bwrap to load."""
-    fd = os.memfd_create("forgeai-seccomp", os.MFD_CLOEXEC)
-    os.write(fd, program)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
+    return memfd_with("forgeai-seccomp", program)

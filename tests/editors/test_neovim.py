@@ -14,6 +14,20 @@ import pytest
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 
 
+def nvim_env(tmp_path: Path, program: Path, **extra: str) -> dict[str, str]:
+    """The server command, the file to open, and private XDG dirs (no user state touched)."""
+    return {
+        **os.environ,
+        "FORGEAI_LS_CMD": json.dumps([sys.executable, "-m", "forgeai_ls"]),
+        "FORGEAI_E2E_FILE": str(program),
+        **{
+            f"XDG_{kind}_HOME": str(tmp_path / kind.lower())
+            for kind in ("STATE", "CACHE", "DATA", "CONFIG")
+        },
+        **extra,
+    }
+
+
 @pytest.mark.sandbox
 @pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed here")
 def test_neovim_end_to_end(tmp_path: Path) -> None:
@@ -21,16 +35,7 @@ def test_neovim_end_to_end(tmp_path: Path) -> None:
     program = tmp_path / "prog.py"
     program.write_text('print("hello from nvim")\nx = 1\nraise ValueError("boom")\n')
     report = tmp_path / "report.json"
-    env = {
-        **os.environ,
-        "FORGEAI_LS_CMD": json.dumps([sys.executable, "-m", "forgeai_ls"]),
-        "FORGEAI_E2E_FILE": str(program),
-        "FORGEAI_E2E_REPORT": str(report),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
+    env = nvim_env(tmp_path, program, FORGEAI_E2E_REPORT=str(report))
     done = subprocess.run(
         [
             "nvim",
@@ -72,17 +77,7 @@ def test_neovim_screenshot(tmp_path: Path) -> None:
     program.write_text('print("hello from nvim")\nx = 1\nraise ValueError("boom")\n')
     ready = tmp_path / "ready"
     session = f"forgeai-nvim-{os.getpid()}"
-    env = {
-        **os.environ,
-        "FORGEAI_LS_CMD": json.dumps([sys.executable, "-m", "forgeai_ls"]),
-        "FORGEAI_E2E_FILE": str(program),
-        "FORGEAI_SCREEN_READY": str(ready),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "TERM": "xterm-256color",
-    }
+    env = nvim_env(tmp_path, program, FORGEAI_SCREEN_READY=str(ready), TERM="xterm-256color")
     command = (
         f"nvim -u {PLUGIN / 'tests' / 'minimal_init.lua'} "
         f"-c 'luafile {PLUGIN / 'tests' / 'screen.lua'}'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from forgeai_ls.plugins.manager import BlockedPlugin
 from forgeai_ls.server.server import ForgeAIServer
 
 
@@ -21,27 +22,25 @@ def _languages(ls: ForgeAIServer) -> list[dict[str, Any]]:
     ]
 
 
+def _payload(ls: ForgeAIServer, blocked: list[BlockedPlugin]) -> dict[str, Any]:
+    return {
+        "languages": _languages(ls),
+        "unavailable": [
+            {"plugin": b.error.plugin, "code": b.error.code, "reason": b.error.message}
+            for b in blocked
+        ],
+    }
+
+
 def register(server: ForgeAIServer) -> None:
     @server.command("forgeai.listLanguages")
     def list_languages(ls: ForgeAIServer) -> dict[str, Any]:
         """Every language the loaded plugins run, and the plugins that were refused."""
-        return {
-            "languages": _languages(ls),
-            "unavailable": [
-                {"plugin": b.error.plugin, "code": b.error.code, "reason": b.error.message}
-                for b in ls.manager.blocked()
-            ],
-        }
+        return _payload(ls, ls.manager.blocked())
 
     @server.command("forgeai.reloadPlugins")
     def reload_plugins(ls: ForgeAIServer) -> dict[str, Any]:
         """Discover and verify plugins again (after installing or editing one)."""
         blocked = ls.reload_plugins()
         ls.report_blocked(blocked)
-        return {
-            "languages": _languages(ls),
-            "unavailable": [
-                {"plugin": b.error.plugin, "code": b.error.code, "reason": b.error.message}
-                for b in blocked
-            ],
-        }
+        return _payload(ls, blocked)
