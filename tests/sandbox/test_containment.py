@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -234,24 +236,40 @@ async def test_parent_environment_is_not_visible(monkeypatch: pytest.MonkeyPatch
     assert b"FORGEAI_TEST_SECRET" not in result.stdout
 
 
-async def test_runs_leave_no_process_or_descriptor_behind() -> None:
-    """After a batch of runs (including killed ones), ForgeAI has no extra children or fds."""
+_LEAK_PROBE = """
+import asyncio, json, psutil
+from tests.conftest import run_code
+
+async def main():
     me = psutil.Process()
-
-    def zombies() -> set[int]:
-        # This process is a child subreaper: orphans of earlier tests (an editor's server
-        # outliving the editor) may wait here too; only new ones would be ForgeAI's.
-        return {p.pid for p in me.children() if p.status() == psutil.STATUS_ZOMBIE}
-
     await run_code("python", "print(1)")
-    fds_before, children_before = me.num_fds(), len(me.children(recursive=True))
-    zombies_before = zombies()
+    before = (me.num_fds(), len(me.children(recursive=True)))
     for _ in range(5):
         await run_code("python", "print(1)")
         await run_code("python", "while True: pass", wall_timeout=0.3)
-    assert me.num_fds() == fds_before
-    assert len(me.children(recursive=True)) == children_before
-    assert zombies() - zombies_before == set()
+    after = (me.num_fds(), len(me.children(recursive=True)))
+    zombies = [p.pid for p in me.children() if p.status() == psutil.STATUS_ZOMBIE]
+    print(json.dumps({"before": before, "after": after, "zombies": zombies}))
+
+asyncio.run(main())
+"""
+
+
+def test_runs_leave_no_process_or_descriptor_behind() -> None:
+    """After a batch of runs (including killed ones), ForgeAI has no extra children or fds.
+
+    The batch runs in a fresh interpreter: the backend makes its process a child subreaper, so
+    in the test process orphans of other tests (an editor's server outliving the editor) could
+    be reparented here at any moment; in the probe every descendant is ForgeAI's.
+    """
+    root = Path(__file__).resolve().parents[2]
+    probe = subprocess.run(
+        [sys.executable, "-c", _LEAK_PROBE], cwd=root, capture_output=True, timeout=120
+    )
+    assert probe.returncode == 0, probe.stderr.decode()
+    report = json.loads(probe.stdout.decode().splitlines()[-1])
+    assert report["after"] == report["before"]
+    assert report["zombies"] == []
 
 
 async def test_program_has_no_privileges_and_a_seccomp_filter() -> None:
