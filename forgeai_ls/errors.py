@@ -176,3 +176,75 @@ class KeyStoreError(ForgeAIError):
     """A signing key or trust-store entry is missing, malformed or already exists."""
 
     CODE = "FORGEAI-E220"
+
+
+class ArchiveError(ForgeAIError):
+    """A plugin archive is corrupt, unsafe (absolute path, '..', link, device) or too large."""
+
+    CODE = "FORGEAI-E230"
+
+
+class InstallError(ForgeAIError):
+    """An install, update or removal was refused; nothing was changed."""
+
+    CODE = "FORGEAI-E231"
+
+
+class DowngradeError(InstallError):
+    """The requested version is older than the installed one and no downgrade was allowed."""
+
+    CODE = "FORGEAI-E232"
+
+
+class LockTimeoutError(InstallError):
+    """Another ForgeAI command holds the plugin lock for too long."""
+
+    CODE = "FORGEAI-E233"
+
+
+class RegistryError(ForgeAIError):
+    """A remote registry operation failed."""
+
+    CODE = "FORGEAI-E300"
+
+
+class RegistryNotConfiguredError(RegistryError):
+    """No registry URL is configured."""
+
+    CODE = "FORGEAI-E301"
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry cannot be reached, timed out, or answered with a server error."""
+
+    CODE = "FORGEAI-E302"
+
+
+class RegistryNotFoundError(RegistryError):
+    """The registry has no such plugin or version."""
+
+    CODE = "FORGEAI-E303"
+
+
+class RegistryResponseError(RegistryError):
+    """The registry answered something that is not a valid answer (garbage, wrong size)."""
+
+    CODE = "FORGEAI-E304"
+
+
+class RegistryIntegrityError(RegistryError):
+    """The registry's signed metadata failed verification: tampered, rolled back or expired."""
+
+    CODE = "FORGEAI-E305"
+
+
+class PublishRefusedError(RegistryError):
+    """The registry refused an upload (authentication, ownership, duplicate, invalid archive)."""
+
+    CODE = "FORGEAI-E306"
+
+
+class RegistryServerError(ForgeAIError):
+    """The registry server cannot start or a token cannot be created."""
+
+    CODE = "FORGEAI-E310"
