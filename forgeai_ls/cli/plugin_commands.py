@@ -1,9 +1,13 @@
-"""``forgeai plugin ...``: list, info, verify, sign, create and test plugins."""
+"""``forgeai plugin ...``: list, info, verify, sign, create and test plugins (the lifecycle
+commands, build to publish, are in plugin_lifecycle_commands)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Annotated
@@ -12,18 +16,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from forgeai_ls import __version__
+from forgeai_ls.cli import plugin_lifecycle_commands
 from forgeai_ls.cli.report import print_json
 from forgeai_ls.errors import PluginNotFoundError, UsageError
+from forgeai_ls.plugins.archive import ARCHIVE_SUFFIX, read_archive, write_contents
+from forgeai_ls.plugins.installed_store import PluginStore
 from forgeai_ls.plugins.loader import PluginSource, VerifiedPlugin
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
 from forgeai_ls.plugins.official_lock import bundled_plugins_dir
-from forgeai_ls.plugins.signing import sign_folder
+from forgeai_ls.plugins.signing import read_plugin_files, sign_folder
 from forgeai_ls.plugins.testing import read_test_cases, run_case
 from forgeai_ls.plugins.trust import KeyStore, TrustPolicy
+from forgeai_ls.registry.client import RegistryClient, registry_url
 from forgeai_ls.sandbox import NativeBackend
 
 plugin_app = typer.Typer(help="Manage and develop executor plugins.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+plugin_lifecycle_commands.register(plugin_app)
 
 
 def _manager(policy: TrustPolicy | None = None) -> PluginManager:
@@ -109,17 +119,37 @@ def list_plugins(as_json: JsonFlag = False) -> int:
 
 @plugin_app.command("info")
 def info(
-    name: Annotated[str, typer.Argument(help="Plugin name.")], as_json: JsonFlag = False
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="Ask this registry (default: the configured one)."),
+    ] = None,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Show the registry's metadata, not the local plugin.")
+    ] = False,
+    as_json: JsonFlag = False,
 ) -> int:
-    """Everything about one installed plugin."""
-    manager = _manager()
-    manager.load_all()
-    found = [p for p in manager.plugins() if p.name == name]
-    if not found:
+    """Everything about one plugin: installed, else (or with --remote) from the registry."""
+    found = []
+    if not remote:
+        manager = _manager()
+        manager.load_all()
+        found = [p for p in manager.plugins() if p.name == name]
+    if found:
+        description = _describe(found[0])
+        origin = PluginStore(manager.config.home / "plugins").installed().get(name)
+        if origin is not None and origin.origin is not None:
+            description["installed_from"] = f"{origin.origin.kind} {origin.origin.location}"
+    elif remote or registry or os.environ.get("FORGEAI_REGISTRY_URL"):
+        home = ManagerConfig.from_environment().home
+        with RegistryClient(registry_url(registry, home), home) as client:
+            description = client.metadata(name)
+    else:
         raise PluginNotFoundError(
-            name, "is not installed (or was refused)", hint="see 'forgeai plugin list'"
+            name,
+            "is not installed (or was refused)",
+            hint="see 'forgeai plugin list', or ask a registry with --registry URL",
         )
-    description = _describe(found[0])
     if as_json:
         print_json(description)
     else:
@@ -129,22 +159,51 @@ def info(
 
 @plugin_app.command("verify")
 def verify(
-    path: Annotated[Path, typer.Argument(help="Plugin folder.")], as_json: JsonFlag = False
+    path: Annotated[Path, typer.Argument(help=f"Plugin folder or {ARCHIVE_SUFFIX} archive.")],
+    as_json: JsonFlag = False,
 ) -> int:
-    """Run every check before loading: manifest, signature, trust, compatibility, deps."""
+    """Every check before loading: manifest, signature, trust, compatibility, dependencies."""
+    if path.is_file():
+        return _verify_archive(path, as_json)
     _require_folder(path)
-    plugin = _manager().loader.verify(path, _source_of(path))
-    description = _describe(plugin)
+    return _report_verified(_manager().loader.verify(path, _source_of(path)), as_json, {})
+
+
+def _verify_archive(path: Path, as_json: bool) -> int:
+    data = path.read_bytes()
+    contents = read_archive(data, str(path))
+    manifest = contents.manifest(str(path))
+    with tempfile.TemporaryDirectory(prefix="forgeai-verify-") as scratch:
+        folder = Path(scratch) / manifest.name
+        write_contents(contents, folder)
+        plugin = _manager().loader.verify(folder, PluginSource.EXTRA)
+        plugin.path = path
+        extra = {
+            "archive_sha256": hashlib.sha256(data).hexdigest(),
+            "archive_size": len(data),
+            "files": read_plugin_files(folder, manifest.name).digests(),
+        }
+        return _report_verified(plugin, as_json, extra)
+
+
+def _report_verified(plugin: VerifiedPlugin, as_json: bool, extra: dict[str, object]) -> int:
+    description = _describe(plugin) | {"compatible_with": __version__} | extra
     if as_json:
         print_json(description)
-    else:
+        return 0
+    manifest = plugin.manifest
+    span = f"{manifest.minimum_forgeai_version} to {manifest.maximum_forgeai_version or 'any'}"
+    sys.stdout.write(
+        f"{plugin.name} {manifest.version}: verified ({plugin.trust_label}"
+        + (f", signed by {plugin.signer.name} {plugin.signer.key_id}" if plugin.signer else "")
+        + ")\n"
+    )
+    sys.stdout.write(f"compatible: ForgeAI {span}; this is {__version__}\n")
+    sys.stdout.write(f"content digest {plugin.content_digest}\n")
+    if "archive_sha256" in extra:
         sys.stdout.write(
-            f"{plugin.name} {plugin.manifest.version}: verified "
-            f"({plugin.trust_label}"
-            + (f", signed by {plugin.signer.name} {plugin.signer.key_id}" if plugin.signer else "")
-            + ")\n"
+            f"archive sha256 {extra['archive_sha256']} ({extra['archive_size']} bytes)\n"
         )
-        sys.stdout.write(f"content digest {plugin.content_digest}\n")
     return 0
 
 

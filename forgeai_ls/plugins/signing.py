@@ -68,6 +68,9 @@ def read_plugin_files(root: Path, plugin: str) -> PluginFiles:
     never imports from it). Links, devices and oversized trees are refused."""
     contents: dict[str, bytes] = {}
     total = 0
+    # An installed plugin is a link into the store: resolve it once, so that a concurrent
+    # update (which swaps the link) cannot mix files of two versions in one read.
+    root = root.resolve() if root.is_symlink() else root
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS)
         for entry in [*dirnames, *filenames]:

@@ -1,0 +1,427 @@
+"""The registry client: search and metadata over HTTP, versions and archives verified with TUF.
+
+What a client installs must not depend on the registry being honest. The registry signs TUF
+metadata (root, timestamp, snapshot, targets; design in docs/registry.md) whose targets are
+every plugin's ``versions.json`` and every archive, with their lengths and hashes. The client
+keeps the metadata it has seen under ``FORGEAI_HOME/registries/HOST/``, so a registry (or a
+man in the middle) serving older metadata (rollback), stale metadata (freeze: expired
+timestamps), or bytes that do not match the signed hashes is refused. The root of trust is
+pinned on first contact, or beforehand from a file (``FORGEAI_REGISTRY_ROOT``).
+
+Plain GETs are retried (connection failures, timeouts, 5xx, 429) with backoff; errors are
+mapped to the E30x codes with what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import quote, urlsplit
+
+import httpx
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ValidationError
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
+from tuf.ngclient.fetcher import FetcherInterface
+from tuf.ngclient.updater import Updater
+
+from forgeai_ls import __version__
+from forgeai_ls.errors import (
+    PublishRefusedError,
+    RegistryError,
+    RegistryIntegrityError,
+    RegistryNotConfiguredError,
+    RegistryNotFoundError,
+    RegistryResponseError,
+    RegistryUnavailableError,
+)
+from forgeai_ls.plugins.archive import MAX_ARCHIVE_BYTES, archive_name
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes received, bytes expected) while downloading."""
+
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class VersionInfo(BaseModel):
+    """One published version, as listed in the registry's signed ``versions.json``."""
+
+    version: str
+    sha256: str
+    size: int
+    key_id: str
+    minimum_forgeai_version: str
+    maximum_forgeai_version: str | None = None
+    published_at: str
+    description: str = ""
+    languages: list[str] = []
+
+    def parsed(self) -> Version:
+        return Version(self.version)
+
+    def compatible_with(self, forgeai: Version) -> bool:
+        low = Version(self.minimum_forgeai_version)
+        high = Version(self.maximum_forgeai_version) if self.maximum_forgeai_version else None
+        return low <= forgeai and (high is None or forgeai <= high)
+
+
+class VersionList(BaseModel):
+    name: str
+    versions: list[VersionInfo]
+
+
+def registry_url(explicit: str | None, home: Path) -> str:
+    """--registry, else FORGEAI_REGISTRY_URL, else ``registry_url`` in config.yaml."""
+    url = explicit or os.environ.get("FORGEAI_REGISTRY_URL")
+    if not url:
+        config = home / "config.yaml"
+        if config.is_file():
+            import yaml
+
+            data = yaml.safe_load(config.read_text()) or {}
+            url = data.get("registry_url") if isinstance(data, dict) else None
+    if not url:
+        raise RegistryNotConfiguredError(
+            "no plugin registry is configured",
+            hint="pass --registry URL, set FORGEAI_REGISTRY_URL, or put registry_url in "
+            f"{home / 'config.yaml'}",
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RegistryNotConfiguredError(
+            f"registry URL {url!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:8080"
+        )
+    return url.rstrip("/")
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        url: str,
+        home: Path,
+        *,
+        timeout: float = 15.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.home = home
+        self.retries = retries
+        self.backoff = backoff
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            headers={"User-Agent": f"forgeai/{__version__}"},
+            follow_redirects=False,
+            trust_env=not _is_loopback(url),
+        )
+        self._updater: Updater | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plain HTTP -------------------------------------------------------------------------
+
+    def _get(self, path: str, *, params: dict[str, str] | None = None) -> httpx.Response:
+        """GET with retries; returns a 2xx response or raises a RegistryError."""
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = self.http.get(self.url + path, params=params)
+            except httpx.TimeoutException:
+                last = "timed out"
+                continue
+            except httpx.TransportError as exc:
+                last = f"cannot be reached ({exc})"
+                continue
+            if response.status_code in _RETRYABLE_STATUS:
+                last = f"answered HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                _raise_for_error(response, path)
+            return response
+        raise RegistryUnavailableError(
+            f"registry {self.url} {last} (after {self.retries + 1} attempts)",
+            hint="check that the registry is running and the URL is right, then retry",
+        )
+
+    def _json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
+        response = self._get(path, params=params)
+        try:
+            return response.json()
+        except ValueError:
+            raise RegistryResponseError(
+                f"registry {self.url} answered {path} with something that is not JSON",
+                hint="the URL may not be a ForgeAI registry",
+            ) from None
+
+    def search(self, query: str, limit: int = 100) -> list[dict[str, Any]]:
+        body = self._json("/v1/plugins", params={"q": query, "limit": str(limit)})
+        plugins = body.get("plugins") if isinstance(body, dict) else None
+        if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
+            raise RegistryResponseError(f"registry {self.url} sent a malformed plugin list")
+        return plugins
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        body = self._json(f"/v1/plugins/{quote(name, safe='')}")
+        if not isinstance(body, dict) or body.get("name") != name:
+            raise RegistryResponseError(f"registry {self.url} sent malformed metadata for {name}")
+        return body
+
+    # -- verified (TUF) ---------------------------------------------------------------------
+
+    def _metadata_dir(self) -> Path:
+        parts = urlsplit(self.url)
+        label = re.sub(r"[^A-Za-z0-9.-]+", "_", parts.netloc)
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:8]
+        return self.home / "registries" / f"{label}-{digest}"
+
+    def updater(self) -> Updater:
+        """A refreshed TUF updater; the first contact pins the registry's root."""
+        if self._updater is not None:
+            return self._updater
+        directory = self._metadata_dir()
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        bootstrap: bytes | None = None
+        if not (directory / "root.json").exists():
+            pinned = os.environ.get("FORGEAI_REGISTRY_ROOT")
+            bootstrap = (
+                Path(pinned).read_bytes() if pinned else self._get("/v1/tuf/1.root.json").content
+            )
+        try:
+            updater = Updater(
+                metadata_dir=str(directory),
+                metadata_base_url=f"{self.url}/v1/tuf/",
+                fetcher=_HttpxFetcher(self),
+                bootstrap=bootstrap,
+            )
+            updater.refresh()
+        except (tuf_errors.RepositoryError, ValueError) as exc:
+            _integrity(self.url, exc)
+        except tuf_errors.DownloadError as exc:
+            raise RegistryUnavailableError(
+                f"registry {self.url}: signed metadata could not be downloaded ({exc})",
+                hint="check that the registry is running, then retry",
+            ) from None
+        self._updater = updater
+        return updater
+
+    def _target(self, path: str) -> TargetFile:
+        try:
+            info = self.updater().get_targetinfo(path)
+        except tuf_errors.RepositoryError as exc:
+            _integrity(self.url, exc)
+        except tuf_errors.DownloadError as exc:
+            raise RegistryUnavailableError(f"registry {self.url}: {exc}") from None
+        if info is None:
+            name = path.split("/", 1)[0]
+            raise RegistryNotFoundError(
+                f"registry {self.url} has no {path.split('/', 1)[1]} for plugin '{name}'",
+                hint="see 'forgeai plugin search'",
+            )
+        return info
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every published version of ``name``, from the signed list (ascending)."""
+        for attempt in (1, 2):
+            info = self._target(f"{name}/versions.json")
+            data = self._get(f"/v1/plugins/{quote(name, safe='')}/versions").content
+            try:
+                _check_target(self.url, info, data, f"the version list of {name}")
+                break
+            except RegistryIntegrityError:
+                if attempt == 2:
+                    raise
+                self._updater = None  # a publish may have landed in between: look again
+        try:
+            listing = VersionList.model_validate_json(data)
+            for item in listing.versions:
+                item.parsed()
+        except (ValidationError, InvalidVersion) as exc:
+            raise RegistryResponseError(
+                f"registry {self.url}: the version list of {name} is malformed ({exc})"
+            ) from None
+        if listing.name != name:
+            raise RegistryIntegrityError(
+                f"registry {self.url} answered the version list of {listing.name} for {name}"
+            )
+        return sorted(listing.versions, key=VersionInfo.parsed)
+
+    def download(self, name: str, version: str, progress: Progress | None = None) -> bytes:
+        """The archive of ``name`` ``version``, checked against its signed length and hash."""
+        info = self._target(f"{name}/{archive_name(name, version)}")
+        if info.length > MAX_ARCHIVE_BYTES:
+            raise RegistryResponseError(
+                f"{name} {version} is {info.length} bytes, over the {MAX_ARCHIVE_BYTES}-byte "
+                "archive limit"
+            )
+        path = f"/v1/plugins/{quote(name, safe='')}/versions/{quote(version, safe='')}/download"
+        data = self._stream(path, info.length, progress)
+        _check_target(self.url, info, data, f"the archive of {name} {version}")
+        return data
+
+    def _stream(self, path: str, expected: int, progress: Progress | None) -> bytes:
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            chunks: list[bytes] = []
+            received = 0
+            try:
+                with self.http.stream("GET", self.url + path) as response:
+                    if response.status_code in _RETRYABLE_STATUS:
+                        last = f"answered HTTP {response.status_code}"
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        _raise_for_error(response, path)
+                    for chunk in response.iter_bytes():
+                        received += len(chunk)
+                        if received > expected:
+                            raise RegistryIntegrityError(
+                                f"registry {self.url} sent more than the {expected} signed "
+                                f"bytes of {path}",
+                                hint="the registry or the network altered the download",
+                            )
+                        chunks.append(chunk)
+                        if progress is not None:
+                            progress(received, expected)
+                return b"".join(chunks)
+            except httpx.TimeoutException:
+                last = "timed out"
+            except httpx.TransportError as exc:
+                last = f"cannot be reached ({exc})"
+        raise RegistryUnavailableError(
+            f"registry {self.url}: downloading {path} failed: {last} "
+            f"(after {self.retries + 1} attempts)",
+            hint="retry later",
+        )
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def publish(self, archive: bytes, token: str) -> dict[str, Any]:
+        try:
+            response = self.http.post(
+                self.url + "/v1/plugins",
+                content=archive,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+        except httpx.TimeoutException:
+            raise RegistryUnavailableError(
+                f"registry {self.url} timed out receiving the upload",
+                hint="retry; a version that did get published answers 'already exists'",
+            ) from None
+        except httpx.TransportError as exc:
+            raise RegistryUnavailableError(
+                f"registry {self.url} cannot be reached ({exc})", hint="retry later"
+            ) from None
+        if response.status_code >= 400:
+            _raise_for_error(response, "/v1/plugins", refused=True)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise RegistryResponseError(f"registry {self.url} answered the upload with garbage")
+        return body
+
+
+class _HttpxFetcher(FetcherInterface):
+    """TUF downloads through the client's own HTTP connection pool."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            response = self.client.http.get(url)
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{url}: {exc}") from None
+        if response.status_code != 200:
+            raise tuf_errors.DownloadHTTPError(
+                f"{url}: HTTP {response.status_code}", response.status_code
+            )
+        return iter([response.content])
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _check_target(url: str, info: TargetFile, data: bytes, what: str) -> None:
+    try:
+        info.verify_length_and_hashes(data)
+    except tuf_errors.LengthOrHashMismatchError:
+        raise RegistryIntegrityError(
+            f"registry {url}: {what} does not match its signed length and sha256 "
+            f"({len(data)} bytes received, {info.length} signed)",
+            hint="the registry or the network altered it; nothing was installed",
+        ) from None
+
+
+def _integrity(url: str, exc: Exception) -> NoReturn:
+    kind = type(exc).__name__
+    if isinstance(exc, tuf_errors.ExpiredMetadataError):
+        what = "its signed metadata has expired (a frozen or stale registry)"
+    elif isinstance(exc, tuf_errors.BadVersionNumberError):
+        what = "its signed metadata is older than what this machine has already seen (rollback)"
+    else:
+        what = f"its signed metadata failed verification ({kind}: {exc})"
+    raise RegistryIntegrityError(
+        f"registry {url}: {what}",
+        hint="refused to trust it; if the registry was legitimately reset, remove its "
+        "pinned state under FORGEAI_HOME/registries/",
+    ) from None
+
+
+def _raise_for_error(response: httpx.Response, path: str, *, refused: bool = False) -> NoReturn:
+    """Turn an error answer into a RegistryError carrying the server's code and message."""
+    detail = ""
+    server_code = None
+    try:
+        error = response.json().get("error")
+        if isinstance(error, dict):
+            detail = str(error.get("message") or "")
+            server_code = error.get("code")
+            if error.get("hint"):
+                detail += f" (server hint: {error['hint']})"
+    except (ValueError, AttributeError):
+        detail = response.text[:200]
+    where = f"{response.request.url.host}:{response.request.url.port}"
+    status = response.status_code
+    text = f"registry {where} refused {path}: HTTP {status}" + (f": {detail}" if detail else "")
+    if server_code:
+        text += f" [{server_code}]"
+    error_class: type[RegistryError]
+    if refused:
+        error_class = PublishRefusedError
+    elif status == 404:
+        error_class = RegistryNotFoundError
+    else:
+        error_class = RegistryResponseError
+    hint = {
+        401: "pass a publisher token with --token or FORGEAI_REGISTRY_TOKEN",
+        403: "this token's publisher may not publish this plugin or sign with this key",
+        404: "see 'forgeai plugin search'",
+        409: "published versions are immutable; bump the version in plugin.yaml",
+        413: "the archive is over the registry's size limit",
+    }.get(status)
+    raise error_class(text, hint=hint)
+
