@@ -28,7 +28,6 @@ from forgeai_ls.plugins.official_lock import bundled_plugins_dir
 from forgeai_ls.plugins.signing import read_plugin_files, sign_folder
 from forgeai_ls.plugins.testing import read_test_cases, run_case
 from forgeai_ls.plugins.trust import KeyStore, TrustPolicy
-from forgeai_ls.registry.client import RegistryClient, registry_url
 from forgeai_ls.sandbox import NativeBackend
 
 plugin_app = typer.Typer(help="Manage and develop executor plugins.", no_args_is_help=True)
@@ -141,8 +140,7 @@ def info(
         if origin is not None and origin.origin is not None:
             description["installed_from"] = f"{origin.origin.kind} {origin.origin.location}"
     elif remote or registry or os.environ.get("FORGEAI_REGISTRY_URL"):
-        home = ManagerConfig.from_environment().home
-        with RegistryClient(registry_url(registry, home), home) as client:
+        with plugin_lifecycle_commands.registry_client(registry) as client:
             description = client.metadata(name)
     else:
         raise PluginNotFoundError(

@@ -64,9 +64,18 @@ def _lifecycle() -> PluginLifecycle:
     )
 
 
-def _client(explicit: str | None) -> RegistryClient:
+def registry_client(explicit: str | None) -> RegistryClient:
+    """FORGEAI_REGISTRY_TIMEOUT (seconds per request, default 15) and
+    FORGEAI_REGISTRY_RETRIES (default 3) tune patience with a slow registry."""
     home = ManagerConfig.from_environment().home
-    return RegistryClient(registry_url(explicit, home), home)
+    try:
+        timeout = float(os.environ.get("FORGEAI_REGISTRY_TIMEOUT") or 15)
+        retries = int(os.environ.get("FORGEAI_REGISTRY_RETRIES") or 3)
+    except ValueError:
+        raise UsageError(
+            "FORGEAI_REGISTRY_TIMEOUT must be seconds and FORGEAI_REGISTRY_RETRIES a count"
+        ) from None
+    return RegistryClient(registry_url(explicit, home), home, timeout=timeout, retries=retries)
 
 
 def _sha256(data: bytes) -> str:
@@ -283,7 +292,7 @@ def install(
         _report_install(outcome, as_json, str(path))
         return 0
     name, wanted = _split_requirement(source)
-    with _client(registry) as client:
+    with registry_client(registry) as client:
         outcome = _install_from_registry(
             lifecycle, client, name, wanted, allow_downgrade=allow_downgrade, reinstall=reinstall
         )
@@ -319,7 +328,7 @@ def update(
             kind = origin.kind if origin else "unknown source"
             rows.append(_row(plugin_name, current, None, f"skipped: installed from {kind}"))
             continue
-        with _client(registry or origin.location) as client:
+        with registry_client(registry or origin.location) as client:
             newest = _choose(plugin_name, client.versions(plugin_name), None)
             if current is not None and newest.parsed() <= Version(current):
                 rows.append(_row(plugin_name, current, None, "up to date"))
@@ -378,7 +387,7 @@ def search(
     as_json: JsonFlag = False,
 ) -> int:
     """Search the registry's plugins by name, description and language."""
-    with _client(registry) as client:
+    with registry_client(registry) as client:
         found = client.search(query)
     if as_json:
         print_json({"registry": client.url, "plugins": found})
@@ -420,7 +429,7 @@ def publish(
     except OSError as exc:
         raise ArchiveError(f"{archive} cannot be read ({exc.strerror})") from None
     read_archive(data, str(archive)).manifest(str(archive))  # refuse locally what the server would
-    with _client(registry) as client:
+    with registry_client(registry) as client:
         body = client.publish(data, token)
     if as_json:
         print_json(body)
