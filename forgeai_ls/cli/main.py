@@ -14,6 +14,7 @@ from forgeai_ls import __version__
 from forgeai_ls.cli.key_commands import key_app
 from forgeai_ls.cli.languages import languages_command
 from forgeai_ls.cli.plugin_commands import plugin_app
+from forgeai_ls.cli.registry_commands import registry_app
 from forgeai_ls.cli.report import EXIT_FORGEAI_FAILED, print_json
 from forgeai_ls.cli.run import RunOptions, run_command
 from forgeai_ls.errors import ForgeAIError, UsageError
@@ -121,6 +122,7 @@ def languages(
 
 app.add_typer(plugin_app, name="plugin")
 app.add_typer(key_app, name="key")
+app.add_typer(registry_app, name="registry")
 
 
 def _fail(error: ForgeAIError, args: list[str]) -> int:

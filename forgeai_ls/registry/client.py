@@ -424,4 +424,3 @@ def _raise_for_error(response: httpx.Response, path: str, *, refused: bool = Fal
         413: "the archive is over the registry's size limit",
     }.get(status)
     raise error_class(text, hint=hint)
-

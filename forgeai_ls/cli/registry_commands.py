@@ -1,0 +1,177 @@
+"""``forgeai registry ...``: run a plugin registry and give publishers their tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from forgeai_ls.cli.report import print_json
+from forgeai_ls.errors import KeyStoreError, RegistryServerError
+from forgeai_ls.plugins.signing import key_id
+from forgeai_ls.plugins.trust import forgeai_home, load_public_key_text
+from forgeai_ls.registry.app import create_app
+from forgeai_ls.registry.service import RegistryService
+from forgeai_ls.registry.storage import DATABASE_NAME, SQLiteMetadataStore
+from forgeai_ls.registry.tokens import create_token
+
+registry_app = typer.Typer(
+    help="Run a plugin registry and manage its tokens.", no_args_is_help=True
+)
+token_app = typer.Typer(help="Publisher tokens.", no_args_is_help=True)
+registry_app.add_typer(token_app, name="token")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Registry data folder (default: $FORGEAI_REGISTRY_DATA or FORGEAI_HOME/registry).",
+        show_default=False,
+    ),
+]
+
+
+def data_directory(explicit: Path | None) -> Path:
+    """--data, else $FORGEAI_REGISTRY_DATA, else FORGEAI_HOME/registry."""
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get("FORGEAI_REGISTRY_DATA")
+    return Path(configured) if configured else forgeai_home() / "registry"
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Prints where it serves once it accepts connections; SIGTERM and SIGINT stop it
+    gracefully and the command then exits 0 (uvicorn would re-raise the signal)."""
+
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self.announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            sys.stderr.write(self.announcement + "\n")
+            sys.stderr.flush()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        raise RegistryServerError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port (0 picks a free one) or --host",
+        ) from None
+    listener.set_inheritable(True)
+    return listener
+
+
+@registry_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")
+    ] = 8080,
+    data: DataOption = None,
+    max_archive_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--max-archive-mb", min=1, max=1024, help="Largest accepted upload in MiB (32)."
+        ),
+    ] = None,
+) -> int:
+    """Serve the registry API until SIGTERM or Ctrl-C."""
+    directory = data_directory(data)
+    limits = {} if max_archive_mb is None else {"max_archive_bytes": max_archive_mb << 20}
+    service = RegistryService.embedded(directory, **limits)
+    try:
+        listener = _listen(host, port)
+        bound_port = listener.getsockname()[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        config = uvicorn.Config(
+            create_app(service), log_level="warning", access_log=False, lifespan="off"
+        )
+        server = _AnnouncingServer(
+            config,
+            f"forgeai registry: serving http://{shown_host}:{bound_port} (data {directory})",
+        )
+        with listener:
+            asyncio.run(server.serve(sockets=[listener]))
+    finally:
+        service.close()
+    return 0
+
+
+def _public_key(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise KeyStoreError(
+            f"{path}: cannot be read ({exc.strerror})",
+            hint="pass the NAME.pub file made by 'forgeai key generate NAME'",
+        ) from None
+
+
+@token_app.command("create")
+def token_create(
+    publisher: Annotated[str, typer.Argument(help="Publisher name (created if new).")],
+    keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--key",
+            help="A signing public key (NAME.pub) the publisher may sign with; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """Create a token for PUBLISHER; the token is printed once and not stored."""
+    public_keys = [load_public_key_text(_public_key(path)) for path in keys or []]
+    store = SQLiteMetadataStore(data_directory(data) / DATABASE_NAME)
+    try:
+        token = create_token(store, publisher, public_keys)
+        record = store.publisher(publisher)
+        registered = sorted(record.keys) if record else []
+    finally:
+        store.close()
+    if as_json:
+        print_json(
+            {
+                "publisher": publisher,
+                "token": token,
+                "key_ids": [key_id(public_key) for public_key in public_keys],
+                "registered_key_ids": registered,
+            }
+        )
+        return 0
+    sys.stdout.write(token + "\n")
+    sys.stderr.write(
+        f"forgeai registry: token for publisher '{publisher}' (signing keys: "
+        f"{', '.join(registered)}); it is shown only this once\n"
+    )
+    return 0
