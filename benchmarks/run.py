@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import plugins, server
+from benchmarks import plugins, registry, server
 from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     ExecutionFinished,
@@ -162,6 +162,8 @@ async def main(runs: int) -> dict[str, object]:
     figures["plugin_first_run"] = await plugins.first_vs_later_runs()
     figures["server_run_selection"] = await server.run_selection_latency()
     figures["server_code_lens_10k_markdown"] = server.code_lens_server_latency()
+    figures["registry_install"] = registry.install_from_registry()
+    figures["registry_list_search_1000"] = registry.list_and_search()
     return figures
 
 

@@ -119,6 +119,9 @@ class RegistryClient:
             headers={"User-Agent": f"forgeai/{__version__}"},
             follow_redirects=False,
             trust_env=not _is_loopback(url),
+            # Only https needs the system's certificate store (loading it costs ~15 ms);
+            # this client never leaves self.url (no redirects followed).
+            verify=urlsplit(url).scheme == "https",
         )
         self._updater: Updater | None = None
 

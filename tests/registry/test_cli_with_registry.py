@@ -5,8 +5,11 @@ or lie leaves the installed set as it was."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -223,3 +226,24 @@ def test_kill_during_update_from_registry(
     plugins = user / "plugins"
     assert list((plugins / ".staging").iterdir()) == []
     assert len(list((plugins / ".store").iterdir())) == 1
+
+
+def test_frozen_registry_is_refused(registry: RunningRegistry, author: Author, user: Path) -> None:
+    """A registry that stops refreshing its timestamp (a freeze) is refused once it expires."""
+    token = registry.token("acme", author.public_key_path)
+    publish(registry, author, token, "1.0.0")
+    url = ["--registry", registry.url]
+    assert forgeai(user, "plugin", "install", "zed-executor", *url).returncode == 0
+    publish(registry, author, token, "1.1.0")
+    two_days_later = subprocess.run(
+        [sys.executable, "-m", "tests.support.later_clock_cli", "2", "plugin", "update"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FORGEAI_HOME": str(user)},
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+        check=False,
+    )
+    assert two_days_later.returncode == 125, two_days_later.stdout
+    assert "FORGEAI-E305" in two_days_later.stderr and "expired" in two_days_later.stderr
+    assert installed(user) == {"zed-executor": "1.0.0"}
