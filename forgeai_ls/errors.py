@@ -78,6 +78,30 @@ class LimitsError(ForgeAIError):
     CODE = "FORGEAI-E113"
 
 
+class DockerUnavailableError(SandboxUnavailableError):
+    """The docker backend was chosen but no Docker (or Podman) engine answers."""
+
+    CODE = "FORGEAI-E120"
+
+
+class ImageMissingError(ForgeAIError):
+    """The plugin's container image is not present in the engine (images are never pulled)."""
+
+    CODE = "FORGEAI-E121"
+
+
+class EngineRefusedError(ForgeAIError):
+    """The container engine refused to create, start or build something."""
+
+    CODE = "FORGEAI-E122"
+
+
+class ImageBuildError(ForgeAIError):
+    """A plugin's image could not be built (Dockerfile, root filesystem or engine error)."""
+
+    CODE = "FORGEAI-E123"
+
+
 class PluginError(ForgeAIError):
     """A plugin was refused or failed; the message names the plugin and the failed check."""
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from forgeai_ls.cli.report import exit_status, print_json, result_json, status_line
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
-from forgeai_ls.errors import SandboxUnavailableError, StdinSourceError, UsageError
+from forgeai_ls.errors import StdinSourceError, UsageError
 from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.executor import StdinInput
 from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.plugins.source import check_source_text, read_source_file
 from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
+from forgeai_ls.sandbox.docker_backend import DockerBackend
 
 MIB = 1024 * 1024
 
@@ -113,16 +114,16 @@ async def _run(
 
 
 def run_command(options: RunOptions) -> int:
-    if options.backend != "native":
-        raise SandboxUnavailableError(
-            f"backend '{options.backend}' is not available in this version",
-            hint="use --backend native (bubblewrap)",
-        )
-    backend = NativeBackend()
+    backend: NativeBackend | DockerBackend
+    backend = DockerBackend() if options.backend == "docker" else NativeBackend()
     manager = PluginManager(backend)
     manager.load_all()
     code, file_name, executor, language = _select(options, manager)
-    backend.host()  # fail early, before reading stdin, when no sandbox can run here
+    # Fail early, before reading stdin, when no sandbox can run here.
+    if isinstance(backend, DockerBackend):
+        backend.engine()
+    else:
+        backend.host()
     limits = _limits(executor.language(language).run_limits(), options)
     stdin = _stdin_input(options.stdin)
     status, document = asyncio.run(

@@ -32,7 +32,11 @@ class PluginConfig:
     def declarative(self, language: str) -> LanguageExecutor:
         """The executor ForgeAI would use for ``language`` from the manifest alone."""
         return LanguageExecutor(
-            self.languages[language], self.manifest.name, self.backend, self.seccomp_profile
+            self.languages[language],
+            self.manifest.name,
+            self.backend,
+            self.seccomp_profile,
+            self.manifest.container_image,
         )
 
 
@@ -44,7 +48,9 @@ class PluginExecutor:
         self.backend = backend
         self.code_executor = code_executor
         self._declarative = {
-            spec.name: LanguageExecutor(spec, plugin.name, backend, plugin.seccomp_json)
+            spec.name: LanguageExecutor(
+                spec, plugin.name, backend, plugin.seccomp_json, plugin.manifest.container_image
+            )
             for spec in plugin.manifest.languages
         }
 

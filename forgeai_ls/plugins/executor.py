@@ -49,12 +49,15 @@ class LanguageExecutor:
         plugin: str,
         backend: SandboxBackend,
         seccomp_profile: str | None = None,
+        image: str | None = None,
     ) -> None:
         self.spec = spec
         self.plugin = plugin
         self.backend = backend
         self.seccomp_profile = seccomp_profile
         """The plugin's seccomp.json (canonical JSON), applied to every step."""
+        self.image = image
+        """The plugin's container_image, for the docker backend."""
 
     def supported_languages(self) -> list[str]:
         return [self.spec.name]
@@ -97,6 +100,7 @@ class LanguageExecutor:
             run=step(self.spec.run, run_limits),
             stdin=stdin,
             seccomp_profile=self.seccomp_profile,
+            image=self.image,
         )
 
     def stream(

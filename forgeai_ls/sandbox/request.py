@@ -40,6 +40,9 @@ class SandboxRequest(BaseModel):
     """The run step's standard input; ``None`` gives it an empty stdin."""
     seccomp_profile: str | None = None
     """A Docker/OCI seccomp profile (JSON text) applied on top of ForgeAI's own denials."""
+    image: str | None = None
+    """The container image the docker backend runs the steps in (the native backend, which
+    uses the host's toolchains, ignores it)."""
 
     @field_validator("files")
     @classmethod

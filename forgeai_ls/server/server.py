@@ -19,6 +19,7 @@ from forgeai_ls.plugins.catalog import LanguageEntry
 from forgeai_ls.plugins.manager import BlockedPlugin, ManagerConfig, PluginManager
 from forgeai_ls.plugins.trust import forgeai_home
 from forgeai_ls.sandbox import NativeBackend, ResourceLimits
+from forgeai_ls.sandbox.docker_backend import DockerBackend
 from forgeai_ls.server.convert import SOURCE, rpc_error
 from forgeai_ls.server.protocol import ForgeAIProtocol
 from forgeai_ls.server.runs import RunRegistry
@@ -61,7 +62,7 @@ class DiagnosticsStore:
 class ForgeAIServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("forgeai-ls", __version__, protocol_cls=ForgeAIProtocol)
-        self.backend = NativeBackend()
+        self.backend: NativeBackend | DockerBackend = NativeBackend()
         self.settings = ServerSettings()
         self.diagnostics = DiagnosticsStore(self)
         self.runs = RunRegistry(self)
@@ -87,10 +88,21 @@ class ForgeAIServer(LanguageServer):
             extra_dirs=self.settings.plugin_paths(),
             policy=self.settings.trust.policy(),
         )
+        self.backend = self._backend_for_settings()
         manager = PluginManager(self.backend, config)
         blocked = manager.load_all()
         self._manager = manager
         return blocked
+
+    def _backend_for_settings(self) -> NativeBackend | DockerBackend:
+        """The configured backend; the current one is kept (with its engine connection)
+        while the choice does not change."""
+        if self.settings.backend == "docker":
+            current = self.backend
+            if isinstance(current, DockerBackend) and current.base_url == self.settings.docker_host:
+                return current
+            return DockerBackend(self.settings.docker_host)
+        return self.backend if isinstance(self.backend, NativeBackend) else NativeBackend()
 
     def report_blocked(self, blocked: list[BlockedPlugin]) -> None:
         """Tell the user once per plugin and reason which plugins could not load."""

@@ -36,7 +36,9 @@ class TrustSettings(BaseModel):
 class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    backend: Literal["native"] = "native"
+    backend: Literal["native", "docker"] = "native"
+    docker_host: str | None = Field(None, alias="dockerHost")
+    """The engine for the docker backend (default: DOCKER_HOST, else the default socket)."""
     limits: LimitSettings = LimitSettings()
     plugin_dirs: list[str] = Field(default_factory=list, alias="pluginDirs")
     trust: TrustSettings = TrustSettings()

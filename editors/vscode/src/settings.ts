@@ -4,7 +4,8 @@
 export interface ExtensionSettings {
   serverPath: string;
   pythonPath: string;
-  backend: 'native';
+  backend: 'native' | 'docker';
+  dockerHost: string | null;
   limits: { timeout: number | null; memoryMb: number | null; network: boolean };
   pluginDirs: string[];
   trust: { minimumLevel: 'official' | 'enterprise' | 'verified' | 'community'; allowUnsigned: boolean };
@@ -18,7 +19,8 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
   return {
     serverPath: get('serverPath', ''),
     pythonPath: get('pythonPath', ''),
-    backend: 'native',
+    backend: get<'native' | 'docker'>('backend', 'native'),
+    dockerHost: get<string | null>('dockerHost', null),
     limits: {
       timeout: get<number | null>('limits.timeout', null),
       memoryMb: get<number | null>('limits.memoryMb', null),
@@ -40,6 +42,7 @@ export function serverSettings(settings: ExtensionSettings): Record<string, unkn
   if (settings.limits.memoryMb !== null) limits.memoryMb = settings.limits.memoryMb;
   return {
     backend: settings.backend,
+    ...(settings.dockerHost ? { dockerHost: settings.dockerHost } : {}),
     limits,
     pluginDirs: settings.pluginDirs,
     trust: settings.trust,

@@ -25,6 +25,13 @@ test('limits and trust are passed in the server\'s camelCase form', () => {
   assert.equal(server.trust.minimumLevel, 'verified');
 });
 
+test('the docker backend and its engine are passed through', () => {
+  const settings = readSettings(getter({ backend: 'docker', dockerHost: 'unix:///run/podman/podman.sock' }));
+  const server = serverSettings(settings) as { backend: string; dockerHost: string };
+  assert.equal(server.backend, 'docker');
+  assert.equal(server.dockerHost, 'unix:///run/podman/podman.sock');
+});
+
 test('server command: explicit path, then python -m, then PATH', () => {
   assert.deepEqual(serverCommand(readSettings(getter({ serverPath: '/x/forgeai-ls', pythonPath: '/p' }))), { command: '/x/forgeai-ls', args: [] });
   assert.deepEqual(serverCommand(readSettings(getter({ pythonPath: '/venv/bin/python' }))), { command: '/venv/bin/python', args: ['-m', 'forgeai_ls'] });

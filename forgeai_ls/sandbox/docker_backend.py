@@ -1,0 +1,474 @@
+"""The docker backend: each step runs in a fresh container of the plugin's image.
+
+Same interface, events and results as the native backend. Each container: no network
+(``network_mode='none'``) unless allowed, memory = memory + swap limit, pids limit, one CPU,
+CPU-time / file-size / open-files rlimits, read-only root, size-capped tmpfs ``/work`` and
+``/tmp``, every capability dropped, no-new-privileges, uid 65534, the plugin's seccomp
+profile (else the engine's default). Containers are always removed: at the end, on a limit,
+on cancellation and on errors.
+
+The program's files reach the tmpfs work dir through the container's stdin, before the
+program's own input: a small ``/bin/sh`` launcher copies each file with ``head -c SIZE``
+(which reads exactly SIZE bytes) and then runs the command, whose exit status it returns
+(128 + N for death by signal N, as bubblewrap does). This needs nothing from the engine but
+the Docker API, so it works the same against a remote engine and against Podman. A compile
+step writes to a per-execution volume mounted at /build, read-only in the run step.
+
+Output is read by a thread attached to the container and handed to the event loop; the wall
+clock is the event loop's own timer, never a blocking wait (a thread iterating a log stream
+cannot also enforce a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal as signals
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import Mount, Ulimit
+
+from forgeai_ls.errors import EngineRefusedError, ImageMissingError
+from forgeai_ls.sandbox.docker_engine import Engine, connect
+from forgeai_ls.sandbox.events import (
+    ExecutionEvent,
+    ExecutionFinished,
+    OutputChunk,
+    StepFinished,
+    StepStarted,
+)
+from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
+from forgeai_ls.sandbox.limits import ResourceLimits
+from forgeai_ls.sandbox.native import _BASE_ENV, _BASE_PATH, _result_of, _signal_from_status
+from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
+from forgeai_ls.sandbox.result import (
+    LIMIT_PRIORITY,
+    ExecutionResult,
+    LimitKind,
+    StepName,
+    StepResult,
+)
+
+SANDBOX_USER = "65534:65534"
+RUN_LABEL = "org.forgeai.run"
+_LAUNCHER = (
+    'n=$1; shift; while [ "$n" -gt 0 ]; do '
+    'mkdir -p "$(dirname "/work/$1")" && head -c "$2" > "/work/$1" || exit 125; '
+    "shift 2; n=$((n - 1)); done; shift; "
+    '"$@"; exit $?'
+)
+"""argv: N, then N pairs (name, size), then ``--`` and the command. Not ``exec``: the shell
+stays PID 1, so the program is an ordinary process (the kernel's signals reach it normally)."""
+
+
+def _launcher_argv(files: dict[str, bytes], argv: tuple[str, ...]) -> list[str]:
+    pairs = [part for name, data in files.items() for part in (name, str(len(data)))]
+    return ["/bin/sh", "-c", _LAUNCHER, "forgeai-launch", str(len(files)), *pairs, "--", *argv]
+
+
+StdinSource = bytes | AsyncIterator[bytes] | None
+
+
+@dataclass
+class _StepState:
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    output_bytes: int = 0
+    timed_out: bool = False
+    output_capped: bool = False
+    killed: bool = False
+
+
+class DockerBackend:
+    """Runs sandbox requests in containers through the Docker Engine API (or Podman's)."""
+
+    name = "docker"
+
+    def __init__(self, base_url: str | None = None, *, cpus: float = 1.0) -> None:
+        self.base_url = base_url
+        self.cpus = cpus
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def engine(self) -> Engine:
+        """One connection per backend, reused by every run (the seed's connection reuse)."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = connect(self.base_url)
+            return self._engine
+
+    async def run(self, request: SandboxRequest) -> ExecutionResult:
+        async with contextlib.aclosing(self.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, ExecutionFinished):
+                    return event.result
+        raise RuntimeError("execution ended without a result")  # pragma: no cover
+
+    async def stream(
+        self, request: SandboxRequest, *, stdin_stream: AsyncIterator[bytes] | None = None
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        engine = await asyncio.to_thread(self.engine)
+        if request.image is None:
+            raise ImageMissingError(
+                "the plugin declares no container_image; the docker backend needs one",
+                hint="use the native backend for this language",
+            )
+        volume: str | None = None
+        try:
+            compile_result: StepResult | None = None
+            if request.compile is not None:
+                volume = await asyncio.to_thread(_create_volume, engine)
+                yield StepStarted(StepName.COMPILE)
+                steps = self._step_events(
+                    engine, request, request.compile, StepName.COMPILE, volume, None
+                )
+                async with contextlib.aclosing(steps):
+                    async for event in steps:
+                        compile_result = _result_of(event, compile_result)
+                        yield event
+                assert compile_result is not None
+                if not compile_result.ok:
+                    yield ExecutionFinished(ExecutionResult.from_steps(compile_result, None))
+                    return
+            yield StepStarted(StepName.RUN)
+            run_result: StepResult | None = None
+            stdin: StdinSource = stdin_stream if stdin_stream is not None else request.stdin
+            steps = self._step_events(engine, request, request.run, StepName.RUN, volume, stdin)
+            async with contextlib.aclosing(steps):
+                async for event in steps:
+                    run_result = _result_of(event, run_result)
+                    yield event
+            yield ExecutionFinished(ExecutionResult.from_steps(compile_result, run_result))
+        finally:
+            if volume is not None:
+                _remove_volume(engine, volume)
+
+    # -- one step -------------------------------------------------------------------------
+
+    def _container_config(
+        self,
+        engine: Engine,
+        request: SandboxRequest,
+        spec: StepSpec,
+        step: StepName,
+        volume: str | None,
+        profile_path: str | None,
+    ) -> dict[str, Any]:
+        limits = spec.limits
+        cpu = max(1, math.ceil(limits.cpu_time))
+        security = ["no-new-privileges"]
+        if request.seccomp_profile is not None:
+            security.append(f"seccomp={profile_path or request.seccomp_profile}")
+        # The engine copies the image's mount point (mode included) onto the tmpfs: owning
+        # it is what makes it writable for the sandbox user whatever the image says.
+        tmpfs_options = f"rw,exec,nosuid,nodev,size={limits.disk_bytes},uid=65534,gid=65534"
+        mounts = (
+            [Mount(BUILD_DIR, volume, type="volume", read_only=step is StepName.RUN)]
+            if volume
+            else []
+        )
+        host_config = engine.client.api.create_host_config(
+            network_mode="host" if limits.network else "none",
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,
+            pids_limit=limits.processes + 1,  # + the launcher shell
+            nano_cpus=int(self.cpus * 1e9),
+            ulimits=[
+                Ulimit(name="cpu", soft=cpu, hard=cpu + 1),
+                Ulimit(name="fsize", soft=limits.file_size_bytes, hard=limits.file_size_bytes),
+                Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+                # pids_limit is the real limit; Podman wants nproc explicit, and uid 65534's
+                # count spans every container on the host.
+                Ulimit(name="nproc", soft=65536, hard=65536),
+            ],
+            read_only=True,
+            tmpfs={WORK_DIR: tmpfs_options, "/tmp": tmpfs_options},
+            mounts=mounts,
+            cap_drop=["ALL"],
+            security_opt=security,
+        )
+        return {
+            "image": request.image,
+            "command": _launcher_argv(dict(request.files), spec.argv),
+            "user": SANDBOX_USER,
+            "working_dir": WORK_DIR,
+            "environment": {"PATH": _BASE_PATH, **_BASE_ENV, **spec.env},
+            "hostname": "sandbox",
+            "stdin_open": True,  # not detached: StdinOnce, stdin ends when we close it
+            "labels": {RUN_LABEL: uuid.uuid4().hex},
+            "host_config": host_config,
+        }
+
+    async def _step_events(
+        self,
+        engine: Engine,
+        request: SandboxRequest,
+        spec: StepSpec,
+        step: StepName,
+        volume: str | None,
+        stdin: StdinSource,
+    ) -> AsyncGenerator[OutputChunk | StepFinished, None]:
+        limits = spec.limits
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        state = _StepState()
+        profile_file = None
+        if request.seccomp_profile is not None and engine.podman:
+            profile_file = _profile_file(request.seccomp_profile)
+        config = self._container_config(engine, request, spec, step, volume, profile_file)
+        container_id: str | None = None
+        try:
+            container_id = await asyncio.to_thread(_create, engine, config)
+            # Attach before starting (as `docker run` does): attaching to a container that
+            # has already exited can leave the stream open forever.
+            stdin_socket = await asyncio.to_thread(_attach_stdin, engine, container_id)
+            frames = await asyncio.to_thread(_attach_output, engine, container_id)
+            started = time.monotonic()
+            await asyncio.to_thread(_start, engine, container_id)
+            reader = threading.Thread(target=_read_output, args=(frames, loop, queue), daemon=True)
+            reader.start()
+            feeder = asyncio.create_task(_feed(stdin_socket, request.files, stdin))
+            waiter = asyncio.ensure_future(asyncio.to_thread(_wait, engine, container_id))
+
+            def kill(reason: Callable[[], None]) -> None:
+                reason()
+                if not state.killed:
+                    state.killed = True
+                    threading.Thread(target=_kill, args=(engine, container_id), daemon=True).start()
+
+            timer = loop.call_later(
+                limits.wall_timeout, kill, lambda: setattr(state, "timed_out", True)
+            )
+            try:
+                async for stream, data in _until_exit(queue, waiter, frames):
+                    room = limits.output_bytes - state.output_bytes
+                    if room <= 0:
+                        continue
+                    if len(data) > room:
+                        data = data[:room]
+                        kill(lambda: setattr(state, "output_capped", True))
+                    state.output_bytes += len(data)
+                    (state.stdout if stream == "stdout" else state.stderr).extend(data)
+                    yield OutputChunk(step=step, stream=stream, data=data)  # type: ignore[arg-type]
+                status = await waiter
+            finally:
+                timer.cancel()
+                feeder.cancel()
+                waiter.cancel()
+                frames.close()
+                with contextlib.suppress(BaseException):
+                    await feeder
+            duration_ms = (time.monotonic() - started) * 1000
+            oom = await asyncio.to_thread(_oom_killed, engine, container_id)
+        finally:
+            if container_id is not None:
+                _remove(engine, container_id)
+            if profile_file is not None:
+                os.unlink(profile_file)
+        yield StepFinished(_step_result(step, limits, state, status, oom, engine, duration_ms))
+
+
+# -- engine calls (blocking; run in threads) -------------------------------------------------
+
+
+def _create(engine: Engine, config: dict[str, Any]) -> str:
+    try:
+        created = engine.client.api.create_container(**config)
+    except ImageNotFound:
+        raise ImageMissingError(
+            f"image {config['image']} is not in the container engine at {engine.url}",
+            hint="build it with 'forgeai image build PLUGIN' (images are never pulled)",
+        ) from None
+    except APIError as exc:
+        raise EngineRefusedError(
+            f"the engine at {engine.url} refused to create the container: {exc.explanation or exc}",
+            hint="check the engine's logs",
+        ) from None
+    return str(created["Id"])
+
+
+def _start(engine: Engine, container_id: str) -> None:
+    try:
+        engine.client.api.start(container_id)
+    except APIError as exc:
+        raise EngineRefusedError(
+            f"the engine at {engine.url} refused to start the container: {exc.explanation or exc}",
+            hint="check the engine's logs (seccomp, cgroups, storage)",
+        ) from None
+
+
+def _attach_stdin(engine: Engine, container_id: str) -> socket.socket:
+    attached = engine.client.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+    raw = getattr(attached, "_sock", attached)
+    assert isinstance(raw, socket.socket)
+    return raw
+
+
+async def _feed(sock: socket.socket, files: Any, stdin: StdinSource) -> None:
+    """Files first (the launcher reads them), then the program's stdin, then end of input."""
+    try:
+        for data in files.values():
+            if data:
+                await asyncio.to_thread(sock.sendall, data)
+        if isinstance(stdin, bytes):
+            await asyncio.to_thread(sock.sendall, stdin)
+        elif stdin is not None:
+            async for chunk in stdin:
+                await asyncio.to_thread(sock.sendall, chunk)
+    except OSError:
+        pass  # the program exited without reading everything
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        sock.close()
+
+
+def _attach_output(engine: Engine, container_id: str) -> Any:
+    return engine.client.api.attach(
+        container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True
+    )
+
+
+def _read_output(
+    frames: Any,
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[tuple[str, bytes] | None],
+) -> None:
+    try:
+        for out, err in frames:
+            if out:
+                loop.call_soon_threadsafe(queue.put_nowait, ("stdout", out))
+            if err:
+                loop.call_soon_threadsafe(queue.put_nowait, ("stderr", err))
+    except (DockerException, OSError, ValueError):
+        pass  # the stream was closed: the waiter reports how the container ended
+    finally:
+        with contextlib.suppress(RuntimeError):  # the loop closed after a cancellation
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+_DRAIN_SECONDS = 2.0
+"""After the container exits, how long its output stream may take to deliver the rest."""
+
+
+async def _until_exit(
+    queue: asyncio.Queue[tuple[str, bytes] | None], waiter: asyncio.Future[int], frames: Any
+) -> AsyncGenerator[tuple[str, bytes], None]:
+    """Output items until the stream ends; once the container has exited, a stream that
+    stays open is closed after a short drain (the engine sometimes keeps it open)."""
+    while True:
+        getter: asyncio.Future[tuple[str, bytes] | None] = asyncio.ensure_future(queue.get())
+        either: list[asyncio.Future[Any]] = [getter, waiter]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            try:
+                item = await asyncio.wait_for(getter, _DRAIN_SECONDS)
+            except TimeoutError:
+                frames.close()
+                return
+        else:
+            item = getter.result()
+        if item is None:
+            return
+        yield item
+
+
+def _wait(engine: Engine, container_id: str) -> int:
+    return int(engine.client.api.wait(container_id)["StatusCode"])
+
+
+def _kill(engine: Engine, container_id: str) -> None:
+    with contextlib.suppress(DockerException):
+        engine.client.api.kill(container_id)
+
+
+def _oom_killed(engine: Engine, container_id: str) -> bool:
+    try:
+        return bool(engine.client.api.inspect_container(container_id)["State"].get("OOMKilled"))
+    except DockerException:
+        return False
+
+
+def _remove(engine: Engine, container_id: str) -> None:
+    """Kill and delete; synchronous, so it completes even when the caller was cancelled."""
+    with contextlib.suppress(NotFound):
+        try:
+            engine.client.api.remove_container(container_id, force=True, v=True)
+        except APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+
+def _create_volume(engine: Engine) -> str:
+    name = f"forgeai-build-{uuid.uuid4().hex[:16]}"
+    engine.client.volumes.create(name=name, labels={RUN_LABEL: name})
+    return name
+
+
+def _remove_volume(engine: Engine, name: str) -> None:
+    with contextlib.suppress(NotFound):
+        engine.client.api.remove_volume(name, force=True)
+
+
+def _profile_file(profile: str) -> str:
+    """Podman takes a seccomp profile's path, not its JSON text."""
+    fd, path = tempfile.mkstemp(prefix="forgeai-seccomp-", suffix=".json")
+    with os.fdopen(fd, "w") as out:
+        out.write(profile)
+    return path
+
+
+def _step_result(
+    step: StepName,
+    limits: ResourceLimits,
+    state: _StepState,
+    status: int,
+    oom_killed: bool,
+    engine: Engine,
+    duration_ms: float,
+) -> StepResult:
+    exit_code: int | None
+    signal: int | None
+    if state.timed_out or state.output_capped:
+        exit_code, signal = None, int(signals.SIGKILL)
+    else:
+        exit_code, signal = _signal_from_status(status)
+    stderr = bytes(state.stderr)
+    evidence = StepEvidence(
+        signal=signal,
+        failed=exit_code != 0,
+        timed_out=state.timed_out,
+        output_capped=state.output_capped,
+        cpu_time_ms=None,
+        stderr=stderr,
+        cgroup=None,
+    )
+    hit = set(infer_limits(evidence, limits))
+    # Podman does not report OOMKilled; a SIGKILL we did not send is the memory limit there.
+    if oom_killed or (engine.podman and signal == signals.SIGKILL and not state.killed):
+        hit.add(LimitKind.MEMORY)
+    limits_hit = tuple(kind for kind in LIMIT_PRIORITY if kind in hit)
+    return StepResult(
+        step=step,
+        exit_code=exit_code,
+        signal=signal,
+        stdout=bytes(state.stdout),
+        stderr=stderr,
+        timed_out=state.timed_out,
+        limit=limits_hit[0] if limits_hit else None,
+        limits_hit=limits_hit,
+        truncated=state.output_capped,
+        duration_ms=duration_ms,
+        cpu_time_ms=None,
+        peak_memory_bytes=None,
+    )
