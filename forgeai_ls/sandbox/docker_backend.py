@@ -22,7 +22,10 @@ cannot also enforce a timeout).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
+import json
 import math
 import os
 import signal as signals
@@ -31,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,18 +65,32 @@ from forgeai_ls.sandbox.result import (
 SANDBOX_USER = "65534:65534"
 RUN_LABEL = "org.forgeai.run"
 _LAUNCHER = (
-    'n=$1; shift; while [ "$n" -gt 0 ]; do '
-    'mkdir -p "$(dirname "/work/$1")" && head -c "$2" > "/work/$1" || exit 125; '
-    "shift 2; n=$((n - 1)); done; shift; "
+    "read -r n || exit 125; "
+    'while [ "$n" -gt 0 ]; do '
+    "read -r size name || exit 125; "
+    'mkdir -p "$(dirname "/work/$name")" && head -c "$size" > "/work/$name" || exit 125; '
+    "n=$((n - 1)); done; "
     '"$@"; exit $?'
 )
-"""argv: N, then N pairs (name, size), then ``--`` and the command. Not ``exec``: the shell
-stays PID 1, so the program is an ordinary process (the kernel's signals reach it normally)."""
+"""Reads from stdin a line with the number of files, then per file a line ``SIZE NAME`` and
+SIZE bytes, then runs the command (argv after the script). The files travel on stdin, so a
+container does not depend on them and can be created ahead of time (the pool). Not ``exec``:
+the shell stays PID 1 and the program is an ordinary process, which the kernel's signals
+(SIGXCPU, SIGXFSZ) reach normally."""
 
 
-def _launcher_argv(files: dict[str, bytes], argv: tuple[str, ...]) -> list[str]:
-    pairs = [part for name, data in files.items() for part in (name, str(len(data)))]
-    return ["/bin/sh", "-c", _LAUNCHER, "forgeai-launch", str(len(files)), *pairs, "--", *argv]
+def _launcher_argv(argv: tuple[str, ...]) -> list[str]:
+    return ["/bin/sh", "-c", _LAUNCHER, "forgeai-launch", *argv]
+
+
+def _files_preamble(files: Mapping[str, bytes]) -> bytes:
+    for name in files:
+        if "\n" in name or "\r" in name:
+            raise ValueError(f"file name {name!r} contains a line break")
+    header = f"{len(files)}\n".encode()
+    return header + b"".join(
+        f"{len(data)} {name}\n".encode() + data for name, data in files.items()
+    )
 
 
 StdinSource = bytes | AsyncIterator[bytes] | None
@@ -89,16 +106,82 @@ class _StepState:
     killed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A created, attached, not yet started container."""
+
+    container_id: str
+    stdin: socket.socket
+    frames: Any
+    started: bool = False
+    """Pooled containers are started ahead: the launcher waits on stdin for the files."""
+
+
+class _ContainerPool:
+    """Containers created, attached and started ahead of time (each one's launcher waiting on
+    stdin for its program), per exact configuration (image, command, limits, network,
+    seccomp): a run never gets a container made for other settings. Each is used once and
+    replaced in the background."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: dict[str, collections.deque[_Prepared]] = collections.defaultdict(
+            collections.deque
+        )
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> _Prepared | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.popleft() if idle else None
+
+    def fill(self, engine: Engine, key: str, config: dict[str, Any]) -> None:
+        while True:
+            with self._lock:
+                if len(self._idle[key]) >= self.size:
+                    return
+            try:
+                prepared = _prepare(engine, config)
+                _start(engine, prepared.container_id)
+            except Exception:
+                return
+            with self._lock:
+                self._idle[key].append(dataclasses.replace(prepared, started=True))
+
+    def drain(self, engine: Engine) -> None:
+        with self._lock:
+            idle = [p for queue in self._idle.values() for p in queue]
+            self._idle.clear()
+        for prepared in idle:
+            prepared.stdin.close()
+            prepared.frames.close()
+            _remove(engine, prepared.container_id)
+
+
+def _pool_key(config: dict[str, Any]) -> str:
+    return json.dumps(
+        {k: v for k, v in config.items() if k != "labels"}, sort_keys=True, default=str
+    )
+
+
 class DockerBackend:
     """Runs sandbox requests in containers through the Docker Engine API (or Podman's)."""
 
     name = "docker"
 
-    def __init__(self, base_url: str | None = None, *, cpus: float = 1.0) -> None:
+    def __init__(
+        self, base_url: str | None = None, *, cpus: float = 1.0, pool_size: int = 0
+    ) -> None:
         self.base_url = base_url
         self.cpus = cpus
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._pool = _ContainerPool(pool_size) if pool_size > 0 else None
+
+    def close(self) -> None:
+        """Remove the pooled containers (the ones in use are removed by their runs)."""
+        if self._pool is not None and self._engine is not None:
+            self._pool.drain(self._engine)
 
     def engine(self) -> Engine:
         """One connection per backend, reused by every run (the seed's connection reuse)."""
@@ -199,7 +282,7 @@ class DockerBackend:
         )
         return {
             "image": request.image,
-            "command": _launcher_argv(dict(request.files), spec.argv),
+            "command": _launcher_argv(spec.argv),
             "user": SANDBOX_USER,
             "working_dir": WORK_DIR,
             "environment": {"PATH": _BASE_PATH, **_BASE_ENV, **spec.env},
@@ -228,13 +311,16 @@ class DockerBackend:
         config = self._container_config(engine, request, spec, step, volume, profile_file)
         container_id: str | None = None
         try:
-            container_id = await asyncio.to_thread(_create, engine, config)
-            # Attach before starting (as `docker run` does): attaching to a container that
-            # has already exited can leave the stream open forever.
-            stdin_socket = await asyncio.to_thread(_attach_stdin, engine, container_id)
-            frames = await asyncio.to_thread(_attach_output, engine, container_id)
+            prepared = self._pool.take(_pool_key(config)) if self._pool else None
+            if prepared is None:
+                prepared = await asyncio.to_thread(_prepare, engine, config)
+            if self._pool is not None:
+                loop.run_in_executor(None, self._pool.fill, engine, _pool_key(config), config)
+            container_id = prepared.container_id
+            stdin_socket, frames = prepared.stdin, prepared.frames
             started = time.monotonic()
-            await asyncio.to_thread(_start, engine, container_id)
+            if not prepared.started:
+                await asyncio.to_thread(_start, engine, container_id)
             reader = threading.Thread(target=_read_output, args=(frames, loop, queue), daemon=True)
             reader.start()
             feeder = asyncio.create_task(_feed(stdin_socket, request.files, stdin))
@@ -297,6 +383,19 @@ def _create(engine: Engine, config: dict[str, Any]) -> str:
     return str(created["Id"])
 
 
+def _prepare(engine: Engine, config: dict[str, Any]) -> _Prepared:
+    """Create the container and attach to it before it starts (as `docker run` does):
+    attaching to a container that has already exited can leave the stream open forever."""
+    container_id = _create(engine, config)
+    try:
+        stdin = _attach_stdin(engine, container_id)
+        frames = _attach_output(engine, container_id)
+    except BaseException:
+        _remove(engine, container_id)
+        raise
+    return _Prepared(container_id, stdin, frames)
+
+
 def _start(engine: Engine, container_id: str) -> None:
     try:
         engine.client.api.start(container_id)
@@ -314,12 +413,10 @@ def _attach_stdin(engine: Engine, container_id: str) -> socket.socket:
     return raw
 
 
-async def _feed(sock: socket.socket, files: Any, stdin: StdinSource) -> None:
+async def _feed(sock: socket.socket, files: Mapping[str, bytes], stdin: StdinSource) -> None:
     """Files first (the launcher reads them), then the program's stdin, then end of input."""
     try:
-        for data in files.values():
-            if data:
-                await asyncio.to_thread(sock.sendall, data)
+        await asyncio.to_thread(sock.sendall, _files_preamble(files))
         if isinstance(stdin, bytes):
             await asyncio.to_thread(sock.sendall, stdin)
         elif stdin is not None:

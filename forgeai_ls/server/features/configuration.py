@@ -21,9 +21,16 @@ def register(server: ForgeAIServer) -> None:
                     type=types.MessageType.Warning, message=f"ForgeAI: {problem}"
                 )
             )
-        plugins_changed = (settings.plugin_dirs, settings.trust) != (
+        plugins_changed = (
+            settings.plugin_dirs,
+            settings.trust,
+            settings.backend,
+            settings.docker_host,
+        ) != (
             ls.settings.plugin_dirs,
             ls.settings.trust,
+            ls.settings.backend,
+            ls.settings.docker_host,
         )
         ls.settings = settings
         if plugins_changed:
