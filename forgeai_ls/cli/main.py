@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from forgeai_ls import __version__
+from forgeai_ls.cli.image_commands import image_app
 from forgeai_ls.cli.key_commands import key_app
 from forgeai_ls.cli.languages import languages_command
 from forgeai_ls.cli.plugin_commands import plugin_app
@@ -123,6 +124,7 @@ def languages(
 app.add_typer(plugin_app, name="plugin")
 app.add_typer(key_app, name="key")
 app.add_typer(registry_app, name="registry")
+app.add_typer(image_app, name="image")
 
 
 def _fail(error: ForgeAIError, args: list[str]) -> int:

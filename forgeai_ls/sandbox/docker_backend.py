@@ -70,7 +70,7 @@ _LAUNCHER = (
     "read -r size name || exit 125; "
     'mkdir -p "$(dirname "/work/$name")" && head -c "$size" > "/work/$name" || exit 125; '
     "n=$((n - 1)); done; "
-    '"$@"; exit $?'
+    'unset PWD; "$@"; exit $?'
 )
 """Reads from stdin a line with the number of files, then per file a line ``SIZE NAME`` and
 SIZE bytes, then runs the command (argv after the script). The files travel on stdin, so a
