@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import plugins, registry, server
+from benchmarks import docker, plugins, registry, server
 from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     ExecutionFinished,
@@ -164,6 +164,7 @@ async def main(runs: int) -> dict[str, object]:
     figures["server_code_lens_10k_markdown"] = server.code_lens_server_latency()
     figures["registry_install"] = registry.install_from_registry()
     figures["registry_list_search_1000"] = registry.list_and_search()
+    figures["docker_latency"] = await docker.docker_latency(runs)
     return figures
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -129,6 +130,13 @@ class _ContainerPool:
             collections.deque
         )
         self._lock = threading.Lock()
+        self._closed = False
+        self._fillers = concurrent.futures.ThreadPoolExecutor(1, "forgeai-docker-pool")
+
+    def refill(self, engine: Engine, key: str, config: dict[str, Any]) -> None:
+        """Top up ``key`` in the background."""
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self._fillers.submit(self.fill, engine, key, config)
 
     def take(self, key: str) -> _Prepared | None:
         with self._lock:
@@ -146,16 +154,28 @@ class _ContainerPool:
             except Exception:
                 return
             with self._lock:
-                self._idle[key].append(dataclasses.replace(prepared, started=True))
+                closed = self._closed
+                if not closed:
+                    self._idle[key].append(dataclasses.replace(prepared, started=True))
+            if closed:  # the backend was closed while this one was being made
+                _discard(engine, prepared)
+                return
 
     def drain(self, engine: Engine) -> None:
+        with self._lock:
+            self._closed = True
+        self._fillers.shutdown(wait=True)  # a container being made now is discarded
         with self._lock:
             idle = [p for queue in self._idle.values() for p in queue]
             self._idle.clear()
         for prepared in idle:
-            prepared.stdin.close()
-            prepared.frames.close()
-            _remove(engine, prepared.container_id)
+            _discard(engine, prepared)
+
+
+def _discard(engine: Engine, prepared: _Prepared) -> None:
+    prepared.stdin.close()
+    prepared.frames.close()
+    _remove(engine, prepared.container_id)
 
 
 def _pool_key(config: dict[str, Any]) -> str:
@@ -176,6 +196,7 @@ class DockerBackend:
         self.cpus = cpus
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self.pool_size = pool_size
         self._pool = _ContainerPool(pool_size) if pool_size > 0 else None
 
     def close(self) -> None:
@@ -315,7 +336,7 @@ class DockerBackend:
             if prepared is None:
                 prepared = await asyncio.to_thread(_prepare, engine, config)
             if self._pool is not None:
-                loop.run_in_executor(None, self._pool.fill, engine, _pool_key(config), config)
+                self._pool.refill(engine, _pool_key(config), config)
             container_id = prepared.container_id
             stdin_socket, frames = prepared.stdin, prepared.frames
             started = time.monotonic()

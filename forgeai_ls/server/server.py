@@ -95,14 +95,26 @@ class ForgeAIServer(LanguageServer):
         return blocked
 
     def _backend_for_settings(self) -> NativeBackend | DockerBackend:
-        """The configured backend; the current one is kept (with its engine connection)
-        while the choice does not change."""
+        """The configured backend; the current one is kept (with its engine connection and
+        its pool) while the choice does not change."""
+        current = self.backend
         if self.settings.backend == "docker":
-            current = self.backend
-            if isinstance(current, DockerBackend) and current.base_url == self.settings.docker_host:
+            wanted = (self.settings.docker_host, self.settings.docker_pool)
+            if (
+                isinstance(current, DockerBackend)
+                and (current.base_url, current.pool_size) == wanted
+            ):
                 return current
-            return DockerBackend(self.settings.docker_host)
-        return self.backend if isinstance(self.backend, NativeBackend) else NativeBackend()
+            self.close_backend()
+            return DockerBackend(self.settings.docker_host, pool_size=self.settings.docker_pool)
+        if isinstance(current, NativeBackend):
+            return current
+        self.close_backend()
+        return NativeBackend()
+
+    def close_backend(self) -> None:
+        if isinstance(self.backend, DockerBackend):
+            self.backend.close()
 
     def report_blocked(self, blocked: list[BlockedPlugin]) -> None:
         """Tell the user once per plugin and reason which plugins could not load."""

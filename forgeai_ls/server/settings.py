@@ -39,11 +39,23 @@ class ServerSettings(BaseModel):
     backend: Literal["native", "docker"] = "native"
     docker_host: str | None = Field(None, alias="dockerHost")
     """The engine for the docker backend (default: DOCKER_HOST, else the default socket)."""
+    docker_pool: int = Field(0, ge=0, le=8, alias="dockerPool")
+    """Pre-started containers kept per configuration for the docker backend (0: none)."""
     limits: LimitSettings = LimitSettings()
     plugin_dirs: list[str] = Field(default_factory=list, alias="pluginDirs")
     trust: TrustSettings = TrustSettings()
     replace_previous_run: bool = Field(True, alias="replacePreviousRun")
     """A new run of a document stops the one still running for it."""
+
+    def loading_key(self) -> tuple[object, ...]:
+        """What plugins and the backend depend on: a change means reloading them."""
+        return (
+            tuple(self.plugin_dirs),
+            self.trust,
+            self.backend,
+            self.docker_host,
+            self.docker_pool,
+        )
 
     def plugin_paths(self) -> tuple[Path, ...]:
         return tuple(Path(p).expanduser() for p in self.plugin_dirs)

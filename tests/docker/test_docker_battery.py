@@ -214,3 +214,44 @@ async def test_missing_image_is_a_clear_error(docker_engine: Any) -> None:
     )
     with pytest.raises(ImageMissingError, match=r"forgeai/absent:0\.0\.0"):
         await DockerBackend(docker_engine.host).run(request)
+
+
+async def test_pool_serves_matching_settings_only_and_carries_no_state(
+    docker_engine: Any, plugin_image: Callable[[str], str]
+) -> None:
+    """Pooled containers are used once, only for the exact settings they were made for."""
+    from forgeai_ls.sandbox import SandboxRequest, StepSpec
+    from forgeai_ls.sandbox.limits import DEFAULT_RUN_LIMITS
+
+    image = plugin_image("python")
+    code = (
+        "import os\n"
+        "print(os.path.exists('/tmp/marker'), end=' ')\n"
+        "open('/tmp/marker', 'w').close()\n"
+        "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip()\n"
+        "      if os.path.exists('/sys/fs/cgroup/memory/memory.limit_in_bytes')\n"
+        "      else open('/sys/fs/cgroup/memory.max').read().strip())\n"
+    )
+
+    def request(memory: int) -> SandboxRequest:
+        limits = DEFAULT_RUN_LIMITS.with_overrides(memory_bytes=memory)
+        return SandboxRequest(
+            files={"main.py": code.encode()},
+            run=StepSpec(argv=("python3", "/work/main.py"), limits=limits),
+            image=image,
+        )
+
+    pooled = DockerBackend(docker_engine.host, pool_size=1)
+    try:
+        outputs = []
+        for memory in (64 * MIB, 64 * MIB, 96 * MIB, 64 * MIB):
+            result = await pooled.run(request(memory))
+            assert result.exit_code == 0, result
+            outputs.append(result.stdout.decode().split())
+            await asyncio.sleep(0.5)  # the refill runs in the background
+        assert [o[0] for o in outputs] == ["False"] * 4  # a fresh /tmp every time
+        assert [int(o[1]) for o in outputs] == [64 * MIB, 64 * MIB, 96 * MIB, 64 * MIB]
+        assert len(leftover_containers(docker_engine)) >= 1  # the pool holds started ones
+    finally:
+        pooled.close()
+    assert leftover_containers(docker_engine) == []

@@ -6,6 +6,7 @@ export interface ExtensionSettings {
   pythonPath: string;
   backend: 'native' | 'docker';
   dockerHost: string | null;
+  dockerPool: number;
   limits: { timeout: number | null; memoryMb: number | null; network: boolean };
   pluginDirs: string[];
   trust: { minimumLevel: 'official' | 'enterprise' | 'verified' | 'community'; allowUnsigned: boolean };
@@ -21,6 +22,7 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
     pythonPath: get('pythonPath', ''),
     backend: get<'native' | 'docker'>('backend', 'native'),
     dockerHost: get<string | null>('dockerHost', null),
+    dockerPool: get('dockerPool', 0),
     limits: {
       timeout: get<number | null>('limits.timeout', null),
       memoryMb: get<number | null>('limits.memoryMb', null),
@@ -43,6 +45,7 @@ export function serverSettings(settings: ExtensionSettings): Record<string, unkn
   return {
     backend: settings.backend,
     ...(settings.dockerHost ? { dockerHost: settings.dockerHost } : {}),
+    ...(settings.dockerPool ? { dockerPool: settings.dockerPool } : {}),
     limits,
     pluginDirs: settings.pluginDirs,
     trust: settings.trust,

@@ -21,17 +21,7 @@ def register(server: ForgeAIServer) -> None:
                     type=types.MessageType.Warning, message=f"ForgeAI: {problem}"
                 )
             )
-        plugins_changed = (
-            settings.plugin_dirs,
-            settings.trust,
-            settings.backend,
-            settings.docker_host,
-        ) != (
-            ls.settings.plugin_dirs,
-            ls.settings.trust,
-            ls.settings.backend,
-            ls.settings.docker_host,
-        )
+        plugins_changed = settings.loading_key() != ls.settings.loading_key()
         ls.settings = settings
         if plugins_changed:
             ls.report_blocked(ls.reload_plugins())

@@ -1,4 +1,5 @@
-"""initialize / initialized: settings from initializationOptions, plugins loaded once."""
+"""initialize / initialized / shutdown: settings from initializationOptions, plugins loaded
+once, pooled containers removed at the end."""
 
 from __future__ import annotations
 
@@ -26,3 +27,8 @@ def register(server: ForgeAIServer) -> None:
             )
             ls.pending_problem = None
         ls.report_blocked(ls.reload_plugins())
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: ForgeAIServer, params: None) -> None:
+        """LSP shutdown: remove the docker backend's pre-started containers."""
+        ls.close_backend()

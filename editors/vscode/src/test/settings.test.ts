@@ -26,10 +26,11 @@ test('limits and trust are passed in the server\'s camelCase form', () => {
 });
 
 test('the docker backend and its engine are passed through', () => {
-  const settings = readSettings(getter({ backend: 'docker', dockerHost: 'unix:///run/podman/podman.sock' }));
-  const server = serverSettings(settings) as { backend: string; dockerHost: string };
+  const settings = readSettings(getter({ backend: 'docker', dockerHost: 'unix:///run/podman/podman.sock', dockerPool: 2 }));
+  const server = serverSettings(settings) as { backend: string; dockerHost: string; dockerPool: number };
   assert.equal(server.backend, 'docker');
   assert.equal(server.dockerHost, 'unix:///run/podman/podman.sock');
+  assert.equal(server.dockerPool, 2);
 });
 
 test('server command: explicit path, then python -m, then PATH', () => {
