@@ -16,6 +16,8 @@ import pytest
 from forgeai_ls.errors import ImageMissingError
 from forgeai_ls.plugins.executor import LanguageExecutor
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
+from forgeai_ls.plugins.official_lock import bundled_plugins_dir
+from forgeai_ls.plugins.testing import read_test_cases, run_case
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, OutputChunk
 from forgeai_ls.sandbox.docker_backend import RUN_LABEL, DockerBackend
 from tests.sandbox.test_languages import ECHO_STDIN, EXIT_AND_STDERR, HELLO
@@ -255,3 +257,26 @@ async def test_pool_serves_matching_settings_only_and_carries_no_state(
     finally:
         pooled.close()
     assert leftover_containers(docker_engine) == []
+
+
+OFFICIAL_WITH_DOCKERFILE = sorted(p.parent.name for p in bundled_plugins_dir().glob("*/Dockerfile"))
+
+
+@pytest.mark.parametrize("plugin", OFFICIAL_WITH_DOCKERFILE)
+async def test_official_plugin_passes_its_own_tests_in_its_image(
+    docker_engine: Any, plugin_image: Callable[[str], str], plugin: str
+) -> None:
+    """Every official plugin with a Dockerfile: its tests.yaml programs pass in its image."""
+    plugin_image(plugin)
+    manager = PluginManager(
+        DockerBackend(docker_engine.host),
+        ManagerConfig(home=Path(tempfile.mkdtemp(prefix="forgeai-home-"))),
+    )
+    manager.load_all()
+    loaded = next(p for p in manager.plugins() if p.name == plugin)
+    executor, _ = manager.get_executor(loaded.manifest.languages[0].name)
+    cases = read_test_cases(loaded.path, plugin)
+    outcomes = [await run_case(executor, case) for case in cases]
+    failed = {o.case.name: o.problems for o in outcomes if not o.passed}
+    assert failed == {}
+    assert len(outcomes) >= 3
