@@ -71,7 +71,7 @@ _LAUNCHER = (
     "read -r size name || exit 125; "
     'mkdir -p "$(dirname "/work/$name")" && head -c "$size" > "/work/$name" || exit 125; '
     "n=$((n - 1)); done; "
-    'unset PWD; "$@"; exit $?'
+    '"$@"; exit $?'
 )
 """Reads from stdin a line with the number of files, then per file a line ``SIZE NAME`` and
 SIZE bytes, then runs the command (argv after the script). The files travel on stdin, so a
@@ -273,9 +273,11 @@ class DockerBackend:
         security = ["no-new-privileges"]
         if request.seccomp_profile is not None:
             security.append(f"seccomp={profile_path or request.seccomp_profile}")
-        # The engine copies the image's mount point (mode included) onto the tmpfs: owning
-        # it is what makes it writable for the sandbox user whatever the image says.
-        tmpfs_options = f"rw,exec,nosuid,nodev,size={limits.disk_bytes},uid=65534,gid=65534"
+        # The engines copy the image's mount point (mode included) onto the tmpfs: owning it
+        # is what makes it writable for the sandbox user whatever the image says. Docker takes
+        # uid=/gid=; Podman refuses them and ignores mode=, but chowns to the user with U.
+        owner = ",U" if engine.podman else ",uid=65534,gid=65534"
+        tmpfs_options = f"rw,exec,nosuid,nodev,size={limits.disk_bytes}{owner}"
         mounts = (
             [Mount(BUILD_DIR, volume, type="volume", read_only=step is StepName.RUN)]
             if volume
@@ -291,9 +293,9 @@ class DockerBackend:
                 Ulimit(name="cpu", soft=cpu, hard=cpu + 1),
                 Ulimit(name="fsize", soft=limits.file_size_bytes, hard=limits.file_size_bytes),
                 Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
-                # pids_limit is the real limit; Podman wants nproc explicit, and uid 65534's
-                # count spans every container on the host.
-                Ulimit(name="nproc", soft=65536, hard=65536),
+                # pids_limit is the real limit. Podman wants nproc explicit (and refuses one
+                # above its own, 32768); uid 65534's count spans every container on the host.
+                Ulimit(name="nproc", soft=4096, hard=4096),
             ],
             read_only=True,
             tmpfs={WORK_DIR: tmpfs_options, "/tmp": tmpfs_options},
@@ -301,12 +303,17 @@ class DockerBackend:
             cap_drop=["ALL"],
             security_opt=security,
         )
+        environment = {"PATH": _BASE_PATH, **_BASE_ENV, **spec.env}
         return {
             "image": request.image,
-            "command": _launcher_argv(spec.argv),
+            # `env -i`: the program gets exactly ForgeAI's environment, not what the engine
+            # adds (HOSTNAME; Podman's container= and TERM=) nor the shell's PWD.
+            "command": _launcher_argv(
+                ("env", "-i", *(f"{key}={value}" for key, value in environment.items()), *spec.argv)
+            ),
             "user": SANDBOX_USER,
             "working_dir": WORK_DIR,
-            "environment": {"PATH": _BASE_PATH, **_BASE_ENV, **spec.env},
+            "environment": environment,
             "hostname": "sandbox",
             "stdin_open": True,  # not detached: StdinOnce, stdin ends when we close it
             "labels": {RUN_LABEL: uuid.uuid4().hex},

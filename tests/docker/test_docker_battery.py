@@ -106,7 +106,9 @@ async def test_memory_bomb(docker_executor: Any) -> None:
 
 
 async def test_fork_bomb(docker_executor: Any) -> None:
-    result = await run(docker_executor, "bash", ":(){ :|:& };:", processes=32, wall_timeout=3)
+    result = await run(
+        docker_executor, "bash", ":(){ :|:& };: ; sleep 10", processes=32, wall_timeout=3
+    )
     assert LimitKind.PROCESSES in result.limits_hit, result
 
 
@@ -164,14 +166,13 @@ async def test_host_files_and_privileges_are_invisible(docker_executor: Any) -> 
     assert "CapEff:\\t0000000000000000" in lines[1] and "NoNewPrivs:\\t1" in lines[1]
     assert "Seccomp:\\t2" in lines[1]
     assert lines[2] == "[]"
-    assert set(eval(lines[3])) <= {
+    assert set(eval(lines[3])) <= {  # exactly ForgeAI's allow-list, nothing the engine adds
         "PATH",
         "HOME",
         "TMPDIR",
         "LANG",
         "USER",
         "LOGNAME",
-        "HOSTNAME",
         "PYTHONUNBUFFERED",
         "PYTHONDONTWRITEBYTECODE",
     }
