@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import signal as signals
@@ -41,6 +42,7 @@ from typing import Any
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import Mount, Ulimit
+from requests.exceptions import RequestException
 
 from forgeai_ls.errors import EngineRefusedError, ImageMissingError
 from forgeai_ls.sandbox.docker_engine import Engine, connect
@@ -62,6 +64,8 @@ from forgeai_ls.sandbox.result import (
     StepName,
     StepResult,
 )
+
+log = logging.getLogger(__name__)
 
 SANDBOX_USER = "65534:65534"
 RUN_LABEL = "org.forgeai.run"
@@ -352,13 +356,16 @@ class DockerBackend:
             reader = threading.Thread(target=_read_output, args=(frames, loop, queue), daemon=True)
             reader.start()
             feeder = asyncio.create_task(_feed(stdin_socket, request.files, stdin))
-            waiter = asyncio.ensure_future(asyncio.to_thread(_wait, engine, container_id))
+            waiter = _in_daemon_thread(loop, _wait, engine, container_id)
 
             def kill(reason: Callable[[], None]) -> None:
                 reason()
                 if not state.killed:
                     state.killed = True
                     threading.Thread(target=_kill, args=(engine, container_id), daemon=True).start()
+                    # An engine that never reports the end (seen with Podman 4.3) must not
+                    # hold the run: after a grace period its streams are closed.
+                    loop.call_later(_KILL_GRACE_SECONDS, frames.close)
 
             timer = loop.call_later(
                 limits.wall_timeout, kill, lambda: setattr(state, "timed_out", True)
@@ -374,7 +381,12 @@ class DockerBackend:
                     state.output_bytes += len(data)
                     (state.stdout if stream == "stdout" else state.stderr).extend(data)
                     yield OutputChunk(step=step, stream=stream, data=data)  # type: ignore[arg-type]
-                status = await waiter
+                try:
+                    status = await asyncio.wait_for(
+                        asyncio.shield(waiter), _KILL_GRACE_SECONDS if state.killed else None
+                    )
+                except TimeoutError:
+                    status = 128 + signals.SIGKILL  # killed; the engine did not confirm it
             finally:
                 timer.cancel()
                 feeder.cancel()
@@ -482,6 +494,8 @@ def _read_output(
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
+_KILL_GRACE_SECONDS = 10.0
+"""After ForgeAI kills a container, how long the engine may take to report its end."""
 _DRAIN_SECONDS = 2.0
 """After the container exits, how long its output stream may take to deliver the rest."""
 
@@ -508,6 +522,36 @@ async def _until_exit(
         yield item
 
 
+def _in_daemon_thread(
+    loop: asyncio.AbstractEventLoop, function: Callable[..., int], *args: Any
+) -> asyncio.Future[int]:
+    """Run a call that may never return (an engine that does not report an exit) where it
+    cannot keep the event loop's executor, or the process, from shutting down."""
+    future: asyncio.Future[int] = loop.create_future()
+
+    def settle(result: int | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    def target() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, daemon=True, name="forgeai-docker-wait").start()
+    return future
+
+
 def _wait(engine: Engine, container_id: str) -> int:
     return int(engine.client.api.wait(container_id)["StatusCode"])
 
@@ -520,18 +564,22 @@ def _kill(engine: Engine, container_id: str) -> None:
 def _oom_killed(engine: Engine, container_id: str) -> bool:
     try:
         return bool(engine.client.api.inspect_container(container_id)["State"].get("OOMKilled"))
-    except DockerException:
+    except (DockerException, RequestException):
         return False
 
 
 def _remove(engine: Engine, container_id: str) -> None:
-    """Kill and delete; synchronous, so it completes even when the caller was cancelled."""
+    """Kill and delete; synchronous, so it completes even when the caller was cancelled.
+    Bounded by the client's timeout: an engine that stops answering leaves the container
+    (labelled, so it can be found) rather than the run hanging."""
     with contextlib.suppress(NotFound):
         try:
             engine.client.api.remove_container(container_id, force=True, v=True)
         except APIError as exc:
             if "already in progress" not in str(exc):
                 raise
+        except RequestException:
+            log.warning("the engine did not remove container %s in time", container_id[:12])
 
 
 def _create_volume(engine: Engine) -> str:
