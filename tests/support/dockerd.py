@@ -83,6 +83,20 @@ def sweep_stale(base: Path = BASE, min_age: float = 600.0) -> None:
         _remove(directory)
 
 
+def stop_service(process: subprocess.Popen[bytes], root: Path) -> None:
+    """SIGTERM a daemon started in its own session, wait (then SIGKILL its group), and remove
+    its directory."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT)
+    _remove(root)
+
+
 @dataclass
 class PrivateDockerd:
     """One dockerd this test session started and will stop."""
@@ -168,15 +182,7 @@ class PrivateDockerd:
 
     def stop(self) -> None:
         """SIGTERM (dockerd stops its containers and containerd), wait, then clean up."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
-        _remove(self.root)
+        stop_service(self.process, self.root)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import docker
 
-from tests.support.dockerd import BASE, START_TIMEOUT, STOP_TIMEOUT, SYSTEM_PATH, _remove
+from tests.support.dockerd import BASE, START_TIMEOUT, SYSTEM_PATH, stop_service
 
 CONTAINERS_CONF = """\
 [engine]
@@ -83,12 +82,4 @@ class PrivatePodman:
         raise PodmanStartError(f"podman did not answer within {START_TIMEOUT:.0f} s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
-        _remove(self.root)
+        stop_service(self.process, self.root)
