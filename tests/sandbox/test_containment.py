@@ -58,8 +58,12 @@ async def test_memory_bomb_hits_the_memory_limit() -> None:
 
 
 async def test_fork_bomb_hits_the_process_limit() -> None:
-    """A classic fork bomb is held by the process limit and stopped."""
-    result = await run_code("bash", ":(){ :|:& };:\nwait", processes=32, wall_timeout=3)
+    """A classic fork bomb is held by the process limit and stopped.
+
+    The shell stays alive after starting the bomb (``sleep``): with a bare ``wait`` it could
+    exit in a few milliseconds, before the orphaned bomb reached the limit.
+    """
+    result = await run_code("bash", ":(){ :|:& };: ; sleep 10", processes=32, wall_timeout=3)
     assert result.limit is LimitKind.PROCESSES
     assert LimitKind.PROCESSES in result.limits_hit
 
