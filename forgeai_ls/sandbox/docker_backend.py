@@ -373,11 +373,13 @@ class DockerBackend:
             try:
                 async for stream, data in _until_exit(queue, waiter, frames):
                     room = limits.output_bytes - state.output_bytes
-                    if room <= 0:
-                        continue
                     if len(data) > room:
+                        # Also when the output so far filled the limit exactly (room 0):
+                        # any byte beyond it is over the limit.
                         data = data[:room]
                         kill(lambda: setattr(state, "output_capped", True))
+                    if not data:
+                        continue
                     state.output_bytes += len(data)
                     (state.stdout if stream == "stdout" else state.stderr).extend(data)
                     yield OutputChunk(step=step, stream=stream, data=data)  # type: ignore[arg-type]

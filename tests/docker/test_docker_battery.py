@@ -20,6 +20,11 @@ from forgeai_ls.plugins.official_lock import bundled_plugins_dir
 from forgeai_ls.plugins.testing import read_test_cases, run_case
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, OutputChunk
 from forgeai_ls.sandbox.docker_backend import RUN_LABEL, DockerBackend
+from tests.sandbox.test_containment import (
+    EXACT_OUTPUT_CASES,
+    EXACT_OUTPUT_LIMIT,
+    exact_output_program,
+)
 from tests.sandbox.test_languages import ECHO_STDIN, EXIT_AND_STDERR, HELLO
 
 PLUGIN_OF = {
@@ -112,18 +117,26 @@ async def test_fork_bomb(docker_executor: Any) -> None:
     assert LimitKind.PROCESSES in result.limits_hit, result
 
 
-@pytest.mark.xfail(
-    reason="known flake (about 1 run in 5): Docker's attached output stream sometimes stops "
-    "delivering a flooding program's output, so the wall clock stops it instead of the output "
-    "cap; under investigation (issue 7 note)",
-    strict=False,
-)
 async def test_output_flood_is_capped(docker_executor: Any) -> None:
     result = await run(
         docker_executor, "python", "while True: print('x' * 1000)", output_bytes=64 * 1024
     )
     assert result.truncated and result.limit is LimitKind.OUTPUT
     assert len(result.stdout) == 64 * 1024
+
+
+@EXACT_OUTPUT_CASES
+async def test_output_exactly_at_the_limit(
+    docker_executor: Any, extra: str, truncated: bool
+) -> None:
+    """Output that fills the limit exactly is whole; one byte more is over it (and a program
+    that keeps writing after the limit is full is stopped, not left to the wall clock)."""
+    result = await run(
+        docker_executor, "python", exact_output_program(extra), output_bytes=EXACT_OUTPUT_LIMIT
+    )
+    assert len(result.stdout) == EXACT_OUTPUT_LIMIT
+    assert result.truncated is truncated, result
+    assert (result.limit is LimitKind.OUTPUT) is truncated, result
 
 
 async def test_network_is_off(docker_executor: Any) -> None:

@@ -94,6 +94,32 @@ async def test_output_flood_is_capped_and_the_parent_stays_small() -> None:
     assert growth < 64 * MIB
 
 
+EXACT_OUTPUT_LIMIT = 64 * 1024
+EXACT_OUTPUT_CASES = pytest.mark.parametrize(("extra", "truncated"), [("", False), ("y", True)])
+
+
+def exact_output_program(extra: str) -> str:
+    """Python that writes exactly ``EXACT_OUTPUT_LIMIT`` bytes, pauses, writes ``extra`` and,
+    when there was something extra, keeps running: the cap must stop it, not the wall clock."""
+    return (
+        "import sys, time\n"
+        f"sys.stdout.write('x' * {EXACT_OUTPUT_LIMIT}); sys.stdout.flush(); time.sleep(0.3)\n"
+        f"sys.stdout.write({extra!r}); sys.stdout.flush()\n"
+        f"time.sleep({30 if extra else 0})"
+    )
+
+
+@EXACT_OUTPUT_CASES
+async def test_output_exactly_at_the_limit(extra: str, truncated: bool) -> None:
+    """Output that fills the limit exactly is whole; one byte more is over it."""
+    result = await run_code(
+        "python", exact_output_program(extra), output_bytes=EXACT_OUTPUT_LIMIT, wall_timeout=10
+    )
+    assert len(result.stdout) == EXACT_OUTPUT_LIMIT
+    assert result.truncated is truncated, result
+    assert (result.limit is LimitKind.OUTPUT) is truncated, result
+
+
 async def test_filling_the_work_dir_hits_the_disk_limit() -> None:
     """Writing files until the disk is full stops at the work dir's size, not the host's."""
     code = (
