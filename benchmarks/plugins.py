@@ -32,7 +32,7 @@ languages:
 """
 
 
-def _make_plugins(root: Path, home: Path, count: int) -> None:
+def make_plugins(root: Path, home: Path, count: int) -> None:
     keys = KeyStore(home)
     keys.generate("bench")
     private = keys.private_key("bench")
@@ -58,7 +58,7 @@ def _load(home: Path, root: Path) -> tuple[float, int]:
 def discovery(count: int = 50, rounds: int = 10) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         home, root = Path(scratch) / "home", Path(scratch) / "plugins"
-        _make_plugins(root, home, count)
+        make_plugins(root, home, count)
         cold = []
         cache = home / "cache" / "verified-signatures.json"
         for _ in range(rounds):

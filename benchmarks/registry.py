@@ -25,11 +25,11 @@ from pathlib import Path
 
 import httpx
 
+from forgeai_ls.home import bundled_plugins_dir
 from forgeai_ls.plugins.archive import build_archive, read_archive, write_contents
 from forgeai_ls.plugins.lifecycle import PluginLifecycle
 from forgeai_ls.plugins.loader import PluginSource
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
-from forgeai_ls.plugins.official_lock import bundled_plugins_dir
 from forgeai_ls.plugins.signing import sign_folder
 from forgeai_ls.plugins.trust import KeyStore, TrustLevel, TrustStore
 from forgeai_ls.registry.client import RegistryClient

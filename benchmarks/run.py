@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from benchmarks import docker, plugins, registry, server
+from benchmarks import docker, plugins, registry, server, speed
 from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     ExecutionFinished,
@@ -150,22 +151,86 @@ async def stream_latency(backend: NativeBackend, python: str, count: int) -> dic
     }
 
 
-async def main(runs: int) -> dict[str, object]:
+async def main(runs: int, endurance_runs: int) -> dict[str, object]:
     backend = NativeBackend()
     figures: dict[str, object] = {}
     for label, python in _interpreters():
         figures[f"cold_start[{label}]"] = await cold_start(backend, python, runs)
         if python.startswith("/usr/"):  # the floor needs an interpreter visible under /usr
             figures[f"bwrap_floor[{label}]"] = bwrap_floor(python, runs)
+    figures["warm_run"] = await speed.warm_run(runs)
+    figures["server_run_selection"] = await server.run_selection_latency()
+    figures["server_code_lens_10k_markdown"] = server.code_lens_server_latency()
+    figures["server_start_50_plugins"] = speed.server_start()
+    figures["throughput_200_runs_8_callers"] = await speed.throughput()
+    figures["compile_cache"] = await speed.compile_cache()
+    figures["endurance"] = await speed.endurance(endurance_runs)
     figures["stream_latency"] = await stream_latency(backend, _interpreters()[0][1], 200)
     figures["plugin_discovery"] = plugins.discovery()
     figures["plugin_first_run"] = await plugins.first_vs_later_runs()
-    figures["server_run_selection"] = await server.run_selection_latency()
-    figures["server_code_lens_10k_markdown"] = server.code_lens_server_latency()
     figures["registry_install"] = registry.install_from_registry()
     figures["registry_list_search_1000"] = registry.list_and_search()
     figures["docker_latency"] = await docker.docker_latency(runs)
     return figures
+
+
+def headline(figures: dict[str, Any]) -> list[dict[str, str]]:
+    """Issue 8's eight figures: value, baseline, ratio and target, as printed and saved."""
+    label = _interpreters()[0][0]
+    cold = figures[f"cold_start[{label}]"]
+    warm = figures["warm_run"]
+    lsp = figures["server_run_selection"]
+    lens = figures["server_code_lens_10k_markdown"]
+    start = figures["server_start_50_plugins"]
+    flow = figures["throughput_200_runs_8_callers"]
+    cache = figures["compile_cache"]
+    soak = figures["endurance"]
+    lsp_ratio = lsp["p50_ms"] / warm["warm_ms"]
+
+    def row(name: str, value: str, baseline: str, ratio: str, target: str, met: bool | None):
+        verdict = "-" if met is None else ("met" if met else "MISSED")
+        return {"figure": name, "value": value, "baseline": baseline, "ratio": ratio,
+                "target": target, "verdict": verdict}  # fmt: skip
+
+    return [
+        row("1 cold python3 -c pass, sandboxed", f"{cold['sandbox_ms']:.1f} ms",
+            f"bare {cold['bare_ms']:.1f} ms", f"{cold['ratio']:.2f}x", "<= 1.5x",
+            cold["ratio"] <= 1.5),
+        row("2 warm print(1), request -> result", f"{warm['warm_ms']:.2f} ms",
+            f"bare {warm['bare_ms']:.1f} ms", f"{warm['ratio']:.2f}x", "<= 0.3x",
+            warm["ratio"] <= 0.3),
+        row("3 LSP runSelection -> runFinished", f"p50 {lsp['p50_ms']:.1f} / p95 "
+            f"{lsp['p95_ms']:.1f} ms", f"warm {warm['warm_ms']:.2f} ms", f"{lsp_ratio:.2f}x",
+            "p50 <= 2x warm", lsp_ratio <= 2),
+        row("4 code lenses, 10,000-line Markdown", f"p50 {lens['after_edit_p50_ms']:.1f} / "
+            f"p95 {lens['after_edit_p95_ms']:.1f} ms", "-", "-", "< 20 ms",
+            lens["after_edit_p50_ms"] < 20),
+        row("5 start -> first lens, 50 plugins", f"{start['forgeai_ms']:.0f} ms",
+            f"minimal pygls {start['minimal_pygls_ms']:.0f} ms", f"{start['ratio']:.2f}x",
+            "<= 1.5x", start["ratio"] <= 1.5),
+        row("6 200 runs / 8 callers, 2 cores", f"{flow['pooled_runs_per_s']:.1f} runs/s "
+            f"(cold {flow['cold_runs_per_s']:.1f})", f"bare {flow['bare_runs_per_s']:.1f} runs/s",
+            f"{flow['ratio_pooled_to_bare']:.2f}x", "-", None),
+        row("7 compile cache, second run", f"C {cache['c_second_ms']:.1f} / Rust "
+            f"{cache['rust_second_ms']:.1f} ms", f"first C {cache['c_first_ms']:.0f} / Rust "
+            f"{cache['rust_first_ms']:.0f} ms", f"{cache['c_ratio']:.2f}x / "
+            f"{cache['rust_ratio']:.2f}x", "-", None),
+        row(f"8 {int(soak['runs'])} runs through the server", f"fds {soak['before_fds']:.0f}"
+            f"->{soak['after_fds']:.0f}, children {soak['before_children']:.0f}->"
+            f"{soak['after_children']:.0f}, RSS {soak['before_rss_mib']:.0f}->"
+            f"{soak['after_rss_mib']:.0f} MiB", "-", "-", "no growth",
+            soak["after_fds"] <= soak["before_fds"]
+            and soak["after_children"] <= soak["before_children"]
+            and soak["after_rss_mib"] <= soak["before_rss_mib"] * 1.1 + 2),
+    ]  # fmt: skip
+
+
+def _print_headline(rows: list[dict[str, str]]) -> None:
+    columns = ["figure", "value", "baseline", "ratio", "target", "verdict"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in columns))
 
 
 def _print_table(figures: dict[str, object]) -> None:
@@ -179,14 +244,20 @@ def _print_table(figures: dict[str, object]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--endurance-runs", type=int, default=1000)
     arguments = parser.parse_args()
-    results = asyncio.run(main(arguments.runs))
+    results = asyncio.run(main(arguments.runs, arguments.endurance_runs))
+    rows = headline(results)
+    _print_headline(rows)
+    print()
     _print_table(results)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(
-        json.dumps(
-            {"machine": os.uname().nodename, "python": sys.version, "figures": results}, indent=2
-        )
-    )
+    document = {
+        "machine": os.uname().nodename,
+        "python": sys.version,
+        "headline": rows,
+        "figures": results,
+    }
+    out.write_text(json.dumps(document, indent=2))
     print(f"written: {out}")

@@ -22,7 +22,9 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def _client() -> tuple[LanguageClient, dict[str, asyncio.Event]]:
+async def started_client() -> tuple[LanguageClient, dict[str, asyncio.Event], int]:
+    """A pygls client connected to a fresh forgeai-ls subprocess, initialized; the events
+    of finished runs by runId; the server's pid."""
     client = LanguageClient("forgeai-bench", "1")
     finished: dict[str, asyncio.Event] = {}
 
@@ -38,10 +40,11 @@ async def _client() -> tuple[LanguageClient, dict[str, asyncio.Event]]:
     await client.start_io(sys.executable, "-m", "forgeai_ls")
     await client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities()))
     client.initialized(types.InitializedParams())
-    return client, finished
+    server = getattr(client, "_server", None)
+    return client, finished, int(getattr(server, "pid", 0))
 
 
-def _open(client: LanguageClient, uri: str, language: str, text: str) -> None:
+def open_document(client: LanguageClient, uri: str, language: str, text: str) -> None:
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
@@ -52,9 +55,9 @@ def _open(client: LanguageClient, uri: str, language: str, text: str) -> None:
 
 
 async def run_selection_latency(runs: int = 40) -> dict[str, float]:
-    client, finished = await _client()
+    client, finished, _pid = await started_client()
     uri = "file:///tmp/forgeai-bench/sel.py"
-    _open(client, uri, "python", "print(1)\n")
+    open_document(client, uri, "python", "print(1)\n")
     selection = types.Range(types.Position(0, 0), types.Position(0, 8))
     python = ToolchainResolver().resolve("python3").executable
     server_ms: list[float] = []
@@ -110,17 +113,18 @@ def _big_markdown(lines: int = 10_000) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
-class _RawConnection:
-    """Bytes-level JSON-RPC over the server's stdio: measures the server, not a client's
+class RawConnection:
+    """Bytes-level JSON-RPC over a server's stdio: measures the server, not a client's
     parsing (pygls' client spends longer structuring 769 lenses than the server computes
     them; editors parse JSON natively)."""
 
-    def __init__(self) -> None:
+    def __init__(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "forgeai_ls"],
+            argv or [sys.executable, "-m", "forgeai_ls"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         self.next_id = 0
 
@@ -152,7 +156,7 @@ class _RawConnection:
 
 
 def code_lens_server_latency(requests: int = 30) -> dict[str, float]:
-    connection = _RawConnection()
+    connection = RawConnection()
     uri = "file:///tmp/forgeai-bench/raw.md"
     text = _big_markdown()
     try:

@@ -7,13 +7,13 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
 # Root only: toolchains of the optional official plugins (so their own tests run too), the
-# editors the editor tests drive, what code-server needs to install offline, and dockerd (the
-# docker tests start a private one; images are built from these same host packages).
+# editors the editor tests drive, what code-server needs to install offline, dockerd and Podman
+# (the docker tests start a private one of each; images are built from these same host packages).
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   extra=()
   for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go nvim:neovim \
       chromium:chromium rg:ripgrep make:build-essential pkg-config:pkg-config \
-      dockerd:docker.io; do
+      dockerd:docker.io podman:podman; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || extra+=("${pair#*:}")
   done
   for dev in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev; do
@@ -41,6 +41,8 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   # As root the docker tests can start their own dockerd: not being able to is a failure.
   FORGEAI_REQUIRE_DOCKER=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+  # The sandbox battery again, every run served by a warm pool slot.
+  FORGEAI_TEST_POOLS=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/sandbox
   bash scripts/test-unprivileged.sh
 else
   .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,7 +1,13 @@
-"""Shared helpers: run code of a language through the real sandbox."""
+"""Shared helpers: run code of a language through the real sandbox.
+
+With FORGEAI_TEST_POOLS=1 the native backend keeps warm pools and every run of a language
+that has a warm start is served by a slot that was ready before the run (the sandbox battery
+then checks that warm runs behave exactly as cold ones).
+"""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -11,12 +17,19 @@ from forgeai_ls.errors import ToolchainNotFoundError
 from forgeai_ls.plugins.executor import LanguageExecutor
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
 from forgeai_ls.sandbox import ExecutionResult, NativeBackend
+from forgeai_ls.sandbox.warm_pool import PoolSettings
 
-_BACKEND = NativeBackend()
+POOLS = os.environ.get("FORGEAI_TEST_POOLS") == "1"
+_BACKEND = NativeBackend(pools=PoolSettings(size=1) if POOLS else None)
 _MANAGER = PluginManager(
     _BACKEND, ManagerConfig(home=Path(tempfile.mkdtemp(prefix="forgeai-home-")))
 )
 _MANAGER.load_all()
+
+
+def close_pools() -> None:
+    """Stop the warm slots (pool mode): what remains afterwards is what runs left behind."""
+    _BACKEND.close()
 
 
 def executor_for(language: str) -> LanguageExecutor:
@@ -32,6 +45,11 @@ async def run_code(
     executor = executor_for(language)
     limits = executor.run_limits().with_overrides(**limit_overrides) if limit_overrides else None
     try:
+        if POOLS:
+            request = executor.build_request(code, limits=limits, stdin=stdin)
+            if request.warm is not None:
+                _BACKEND.prewarm(request)
+                assert await _BACKEND.wait_warm(request) == 1, "no warm slot became ready"
         return await executor.execute(language, code, limits=limits, stdin=stdin)
     except ToolchainNotFoundError as exc:
         pytest.skip(f"{language} toolchain not installed for this user: {exc.message}")

@@ -92,6 +92,13 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object, no streaming.")
     ] = False,
+    compile_cache: Annotated[
+        bool,
+        typer.Option(
+            "--compile-cache/--no-compile-cache",
+            help="Reuse the output of an identical earlier compile (native backend).",
+        ),
+    ] = True,
 ) -> int:
     """Run FILE (or -l LANG -c CODE) in the sandbox, streaming its output.
 
@@ -109,6 +116,7 @@ def run(
             network=network,
             backend=Backend(backend).value,
             as_json=as_json,
+            compile_cache=compile_cache,
         )
     )
 

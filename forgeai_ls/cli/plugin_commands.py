@@ -20,11 +20,11 @@ from forgeai_ls import __version__
 from forgeai_ls.cli import plugin_lifecycle_commands
 from forgeai_ls.cli.report import print_json
 from forgeai_ls.errors import PluginNotFoundError, UsageError
+from forgeai_ls.home import bundled_plugins_dir
 from forgeai_ls.plugins.archive import ARCHIVE_SUFFIX, read_archive, write_contents
 from forgeai_ls.plugins.installed_store import PluginStore
 from forgeai_ls.plugins.loader import PluginSource, VerifiedPlugin
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
-from forgeai_ls.plugins.official_lock import bundled_plugins_dir
 from forgeai_ls.plugins.signing import read_plugin_files, sign_folder
 from forgeai_ls.plugins.testing import read_test_cases, run_case
 from forgeai_ls.plugins.trust import KeyStore, TrustPolicy

@@ -17,8 +17,9 @@ import uvicorn
 
 from forgeai_ls.cli.report import print_json
 from forgeai_ls.errors import KeyStoreError, RegistryServerError
+from forgeai_ls.home import forgeai_home
 from forgeai_ls.plugins.signing import key_id
-from forgeai_ls.plugins.trust import forgeai_home, load_public_key_text
+from forgeai_ls.plugins.trust import load_public_key_text
 from forgeai_ls.registry.app import create_app
 from forgeai_ls.registry.service import RegistryService
 from forgeai_ls.registry.storage import DATABASE_NAME, SQLiteMetadataStore

@@ -87,6 +87,7 @@ def result_json(
             "timed_out": compile_step.timed_out,
             "limit": compile_step.limit.value if compile_step.limit else None,
             "duration_ms": round(compile_step.duration_ms, 3),
+            "cached": compile_step.cached,
         },
     }
 

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeai_ls.backend_factory import native_backend
 from forgeai_ls.cli.report import exit_status, print_json, result_json, status_line
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.errors import StdinSourceError, UsageError
@@ -31,6 +32,7 @@ class RunOptions:
     network: bool
     backend: str
     as_json: bool
+    compile_cache: bool = True
 
 
 def _stdin_input(option: str | None) -> StdinInput:
@@ -115,7 +117,10 @@ async def _run(
 
 def run_command(options: RunOptions) -> int:
     backend: NativeBackend | DockerBackend
-    backend = DockerBackend() if options.backend == "docker" else NativeBackend()
+    if options.backend == "docker":
+        backend = DockerBackend()
+    else:
+        backend = native_backend(compile_cache=options.compile_cache)
     manager = PluginManager(backend)
     manager.load_all()
     code, file_name, executor, language = _select(options, manager)

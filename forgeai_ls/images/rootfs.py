@@ -39,7 +39,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from forgeai_ls.errors import ImageBuildError
-from forgeai_ls.plugins.trust import forgeai_home
+from forgeai_ls.home import forgeai_home
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     WORK_DIR,
     ExecutionEvent,
-    ExecutionFinished,
     ExecutionResult,
     ResourceLimits,
     SandboxRequest,
     StepSpec,
+    final_result,
 )
 
 MIB = 1024 * 1024
@@ -101,6 +101,7 @@ class LanguageExecutor:
             stdin=stdin,
             seccomp_profile=self.seccomp_profile,
             image=self.image,
+            warm=self.spec.warm_start(),
         )
 
     def stream(
@@ -136,23 +137,12 @@ class LanguageExecutor:
     ) -> ExecutionResult:
         """Run a snippet of ``language`` (the seed's Execute)."""
         del language  # one executor serves one language here
-        return await _result_of(self.stream(code, limits=limits, stdin=stdin))
+        return await final_result(self.stream(code, limits=limits, stdin=stdin))
 
     async def execute_file(
         self, path: Path, *, limits: ResourceLimits | None = None, stdin: bytes | None = None
     ) -> ExecutionResult:
         """Run the file at ``path``, keeping its name (the seed's ExecuteFile)."""
         code = read_source_file(path)
-        return await _result_of(self.stream(code, file_name=path.name, limits=limits, stdin=stdin))
-
-
-async def _result_of(events: AsyncIterator[ExecutionEvent]) -> ExecutionResult:
-    try:
-        async for event in events:
-            if isinstance(event, ExecutionFinished):
-                return event.result
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    raise RuntimeError("the sandbox ended without a result")
+        events = self.stream(code, file_name=path.name, limits=limits, stdin=stdin)
+        return await final_result(events)

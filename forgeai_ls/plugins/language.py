@@ -10,9 +10,10 @@ import re
 from pathlib import PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forgeai_ls.sandbox.limits import ResourceLimits
+from forgeai_ls.sandbox.request import WarmStart
 
 PLACEHOLDERS = ("source", "stem", "work", "build", "memory_bytes", "memory_mb")
 """``{name}`` placeholders usable in commands: the source file path in the sandbox, its name
@@ -83,6 +84,27 @@ class LanguageSpec(BaseModel):
     diagnostics: tuple[DiagnosticPattern, ...] = ()
     cell_marker: str | None = None
     """A line that starts a notebook-style cell (``# %%`` in Python), for run-one-cell."""
+    warm: Literal["python", "node", "shell"] | None = None
+    """How a sandbox started ahead of time can serve this language (warm pools): ``python``
+    and ``node`` keep that interpreter waiting (``run`` must be the interpreter, its options,
+    then ``{source}``); ``shell`` keeps the sandbox waiting and starts ``run`` when the program
+    arrives (any interpreted language). Ignored for languages with a compile step."""
+
+    @model_validator(mode="after")
+    def _warm_runs_the_source(self) -> LanguageSpec:
+        if self.warm in ("python", "node") and "{source}" not in self.run[1:]:
+            raise ValueError(
+                f"warm: {self.warm} needs '{{source}}' in run after the interpreter "
+                "(the interpreter runs the file)"
+            )
+        return self
+
+    def warm_start(self) -> WarmStart | None:
+        """The sandbox layer's description of this language's warm start, if any."""
+        if self.warm is None or self.compile is not None:
+            return None
+        index = self.run.index("{source}") if "{source}" in self.run else 1
+        return WarmStart(kind=self.warm, script_index=max(1, index), language=self.name)
 
     @field_validator("extensions")
     @classmethod

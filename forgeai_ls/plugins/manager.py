@@ -13,23 +13,28 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from forgeai_ls.errors import PluginError, PluginNotFoundError, UnknownLanguageError
+from forgeai_ls.home import bundled_plugins_dir, forgeai_home
 from forgeai_ls.plugins.bridge import PluginConfig, PluginExecutor
 from forgeai_ls.plugins.catalog import LanguageCatalog, LanguageEntry
 from forgeai_ls.plugins.code_import import forget
 from forgeai_ls.plugins.executor import SandboxBackend
 from forgeai_ls.plugins.loader import PluginLoader, PluginSource, VerifiedPlugin
 from forgeai_ls.plugins.manifest import read_manifest
-from forgeai_ls.plugins.official_lock import OfficialLock, bundled_plugins_dir
+from forgeai_ls.plugins.official_lock import OfficialLock
 from forgeai_ls.plugins.registry import PluginLocation, PluginRegistry
-from forgeai_ls.plugins.trust import TrustLevel, TrustPolicy, TrustStore, forgeai_home
+from forgeai_ls.plugins.trust import TrustLevel, TrustPolicy, TrustStore
 from forgeai_ls.plugins.verification_cache import VerificationCache
 
 log = logging.getLogger(__name__)
 
+_PARALLEL_FROM = 8
+"""Fewer plugins than this are verified one after the other (threads would cost more)."""
+_MAX_VERIFY_WORKERS = 8
 _SOURCE_RANK = {PluginSource.BUNDLED: 0, PluginSource.INSTALLED: 1, PluginSource.EXTRA: 2}
 
 
@@ -103,10 +108,36 @@ class PluginManager:
     # -- loading ------------------------------------------------------------------------------
 
     def load_all(self) -> list[BlockedPlugin]:
-        """Discover and verify every installed plugin; returns the blocked ones."""
-        for location in self.registry.discover():
-            self._load_location(location)
+        """Discover and verify every installed plugin; returns the blocked ones.
+
+        Plugins are verified in parallel (reading and hashing files, parsing manifests and
+        checking signatures largely run outside the GIL) and registered in discovery order,
+        so precedence between plugins of the same name does not depend on timing.
+        """
+        locations = self.registry.discover()
+        if len(locations) < _PARALLEL_FROM:
+            for location in locations:
+                self._load_location(location)
+            return list(self._blocked)
+        workers = min(_MAX_VERIFY_WORKERS, len(locations))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+            outcomes = list(pool.map(self._verify_location, locations))
+        for location, outcome in zip(locations, outcomes, strict=True):
+            if isinstance(outcome, PluginError):
+                self._block(location, outcome)
+            else:
+                self._register(outcome)
         return list(self._blocked)
+
+    def _verify_location(self, location: PluginLocation) -> VerifiedPlugin | PluginError:
+        try:
+            if not location.path.is_dir():
+                raise PluginNotFoundError(
+                    location.path.name, f"no plugin folder at {location.path}"
+                )
+            return self.loader.verify(location.path, location.source)
+        except PluginError as error:
+            return error
 
     def load_plugins_from_dir(
         self, directory: Path, source: PluginSource = PluginSource.EXTRA
@@ -129,8 +160,11 @@ class PluginManager:
         try:
             self.load_plugin(location.path, location.source)
         except PluginError as error:
-            log.debug("%s (blocked; other plugins keep working)", error.one_line())
-            self._blocked.append(BlockedPlugin(location.path, error, _claims(location.path)))
+            self._block(location, error)
+
+    def _block(self, location: PluginLocation, error: PluginError) -> None:
+        log.debug("%s (blocked; other plugins keep working)", error.one_line())
+        self._blocked.append(BlockedPlugin(location.path, error, _claims(location.path)))
 
     def _register(self, plugin: VerifiedPlugin) -> None:
         existing = self._plugins.get(plugin.name)

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forgeai_ls.errors import IntegrityError
+from forgeai_ls.home import OFFICIAL_LOCK_PATH, bundled_plugins_dir
 from forgeai_ls.plugins.manifest import read_manifest
 from forgeai_ls.plugins.signing import PluginFiles, read_plugin_files
 
-LOCK_PATH = Path(__file__).with_name("official.lock.json")
+LOCK_PATH = OFFICIAL_LOCK_PATH
 LOCK_FORMAT = "forgeai-official-lock/1"
-
-
-def bundled_plugins_dir() -> Path:
-    """The official plugins shipped with this ForgeAI (``plugins/`` of the source tree)."""
-    return Path(__file__).resolve().parents[2] / "plugins"
 
 
 @dataclass(frozen=True, slots=True)

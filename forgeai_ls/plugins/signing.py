@@ -19,14 +19,19 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING, Any
 
 from forgeai_ls.errors import IntegrityError
 from forgeai_ls.plugins.manifest import read_manifest
+
+if TYPE_CHECKING:  # cryptography is imported where keys are used (see KEY_IMPORTS_NOTE)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+KEY_IMPORTS_NOTE = """cryptography (about 40 ms to import) is imported inside the functions that
+handle keys: a start where every plugin's signature check is cached never needs it."""
 
 SIGNATURE_NAME = "SIGNATURE.json"
 SIGNATURE_FORMAT = "forgeai-plugin-signature/1"
@@ -59,6 +64,8 @@ class PluginFiles:
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -141,6 +148,8 @@ def verify_signature(
     version: str,
 ) -> None:
     """Raise IntegrityError unless ``document`` signs exactly ``files`` for name and version."""
+    from cryptography.exceptions import InvalidSignature
+
     try:
         public_key.verify(
             base64.b64decode(document["signature"], validate=True), _signed_payload(document)

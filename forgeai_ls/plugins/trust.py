@@ -15,19 +15,19 @@ import re
 import time
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-    load_pem_private_key,
-)
 from pydantic import BaseModel, ConfigDict
 
 from forgeai_ls.errors import KeyStoreError
+from forgeai_ls.home import forgeai_home
 from forgeai_ls.plugins.signing import key_id
+
+if TYPE_CHECKING:  # imported where keys are used: see signing.KEY_IMPORTS_NOTE
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 
 class TrustLevel(IntEnum):
@@ -72,14 +72,14 @@ class TrustedKey(BaseModel):
     added_at: float
 
     def load(self) -> Ed25519PublicKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
 
 
-def forgeai_home() -> Path:
-    return Path(os.environ.get("FORGEAI_HOME") or Path.home() / ".forgeai")
-
-
 def _raw_public(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     return base64.b64encode(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
@@ -103,6 +103,13 @@ class KeyStore:
                 f"a key named '{name}' already exists at {private_path}",
                 hint="choose another name or remove the old key first",
             )
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+        )
+
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -112,6 +119,9 @@ class KeyStore:
         return key_id(private.public_key()), private_path
 
     def private_key(self, name: str) -> Ed25519PrivateKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         path = self.directory / f"{name}.key"
         try:
             key = load_pem_private_key(path.read_bytes(), password=None)
@@ -136,6 +146,8 @@ class KeyStore:
 
 def load_public_key_text(text: str) -> Ed25519PublicKey:
     """A public key as written by ``forgeai key generate`` (NAME.pub: raw base64)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         return Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip(), validate=True))
     except ValueError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 
@@ -17,8 +18,13 @@ class VerificationCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._known: set[str] | None = None
+        self._lock = threading.Lock()  # plugins are verified in parallel
 
     def _entries(self) -> set[str]:
+        with self._lock:
+            return self._load()
+
+    def _load(self) -> set[str]:
         if self._known is None:
             try:
                 data = json.loads(self.path.read_text())
@@ -31,8 +37,12 @@ class VerificationCache:
         return f"{content_digest}:{key_id}" in self._entries()
 
     def remember_signature(self, content_digest: str, key_id: str) -> None:
-        entries = self._entries()
-        entries.add(f"{content_digest}:{key_id}")
+        with self._lock:
+            entries = self._load()
+            entries.add(f"{content_digest}:{key_id}")
+            self._write(entries)
+
+    def _write(self, entries: set[str]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")

@@ -14,6 +14,7 @@ from forgeai_ls.sandbox.limits import DEFAULT_COMPILE_LIMITS, DEFAULT_RUN_LIMITS
 from forgeai_ls.sandbox.native import NativeBackend
 from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
 from forgeai_ls.sandbox.result import ExecutionResult, LimitKind, StepName, StepResult
+from forgeai_ls.sandbox.steps import final_result
 
 __all__ = [
     "BUILD_DIR",
@@ -33,4 +34,5 @@ __all__ = [
     "StepResult",
     "StepSpec",
     "StepStarted",
+    "final_result",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,27 @@ class RunCgroup:
             pids_limit_hit=pids_events.get("max", 0) > 0,
             peak_memory_bytes=peak,
         )
+
+    def kill_all(self) -> None:
+        """SIGKILL every process still in the group (a sandbox whose PID 1 is unknown, e.g.
+        one stopped while bubblewrap was still setting it up), until the group is empty."""
+        procs = self.pids_dir / ("tasks" if self.version == 1 else "cgroup.procs")
+        for _ in range(_RMDIR_ATTEMPTS):
+            try:
+                pids = [int(line) for line in procs.read_text().split()]
+            except (OSError, ValueError):
+                return
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.002)
+
+    def memory_usage(self) -> int | None:
+        """Memory charged to the group now (bytes)."""
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        return _read_int(self.memory_dir / name)
 
     def remove(self) -> None:
         for directory in dict.fromkeys((self.memory_dir, self.pids_dir)):

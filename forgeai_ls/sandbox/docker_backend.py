@@ -48,14 +48,12 @@ from forgeai_ls.errors import EngineRefusedError, ImageMissingError
 from forgeai_ls.sandbox.docker_engine import Engine, connect
 from forgeai_ls.sandbox.events import (
     ExecutionEvent,
-    ExecutionFinished,
     OutputChunk,
     StepFinished,
-    StepStarted,
 )
+from forgeai_ls.sandbox.launcher import files_preamble, shell_launcher_argv
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.limits import ResourceLimits
-from forgeai_ls.sandbox.native import _BASE_ENV, _BASE_PATH, _result_of, _signal_from_status
 from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
 from forgeai_ls.sandbox.result import (
     LIMIT_PRIORITY,
@@ -64,41 +62,20 @@ from forgeai_ls.sandbox.result import (
     StepName,
     StepResult,
 )
+from forgeai_ls.sandbox.steps import (
+    BASE_ENV,
+    BASE_PATH,
+    StdinSource,
+    StepEvents,
+    compile_then_run,
+    final_result,
+    signal_from_status,
+)
 
 log = logging.getLogger(__name__)
 
 SANDBOX_USER = "65534:65534"
 RUN_LABEL = "org.forgeai.run"
-_LAUNCHER = (
-    "read -r n || exit 125; "
-    'while [ "$n" -gt 0 ]; do '
-    "read -r size name || exit 125; "
-    'mkdir -p "$(dirname "/work/$name")" && head -c "$size" > "/work/$name" || exit 125; '
-    "n=$((n - 1)); done; "
-    '"$@"; exit $?'
-)
-"""Reads from stdin a line with the number of files, then per file a line ``SIZE NAME`` and
-SIZE bytes, then runs the command (argv after the script). The files travel on stdin, so a
-container does not depend on them and can be created ahead of time (the pool). Not ``exec``:
-the shell stays PID 1 and the program is an ordinary process, which the kernel's signals
-(SIGXCPU, SIGXFSZ) reach normally."""
-
-
-def _launcher_argv(argv: tuple[str, ...]) -> list[str]:
-    return ["/bin/sh", "-c", _LAUNCHER, "forgeai-launch", *argv]
-
-
-def _files_preamble(files: Mapping[str, bytes]) -> bytes:
-    for name in files:
-        if "\n" in name or "\r" in name:
-            raise ValueError(f"file name {name!r} contains a line break")
-    header = f"{len(files)}\n".encode()
-    return header + b"".join(
-        f"{len(data)} {name}\n".encode() + data for name, data in files.items()
-    )
-
-
-StdinSource = bytes | AsyncIterator[bytes] | None
 
 
 @dataclass
@@ -216,11 +193,7 @@ class DockerBackend:
             return self._engine
 
     async def run(self, request: SandboxRequest) -> ExecutionResult:
-        async with contextlib.aclosing(self.stream(request)) as events:
-            async for event in events:
-                if isinstance(event, ExecutionFinished):
-                    return event.result
-        raise RuntimeError("execution ended without a result")  # pragma: no cover
+        return await final_result(self.stream(request))
 
     async def stream(
         self, request: SandboxRequest, *, stdin_stream: AsyncIterator[bytes] | None = None
@@ -231,34 +204,25 @@ class DockerBackend:
                 "the plugin declares no container_image; the docker backend needs one",
                 hint="use the native backend for this language",
             )
-        volume: str | None = None
-        try:
-            compile_result: StepResult | None = None
-            if request.compile is not None:
-                volume = await asyncio.to_thread(_create_volume, engine)
-                yield StepStarted(StepName.COMPILE)
-                steps = self._step_events(
-                    engine, request, request.compile, StepName.COMPILE, volume, None
-                )
-                async with contextlib.aclosing(steps):
-                    async for event in steps:
-                        compile_result = _result_of(event, compile_result)
-                        yield event
-                assert compile_result is not None
-                if not compile_result.ok:
-                    yield ExecutionFinished(ExecutionResult.from_steps(compile_result, None))
-                    return
-            yield StepStarted(StepName.RUN)
-            run_result: StepResult | None = None
-            stdin: StdinSource = stdin_stream if stdin_stream is not None else request.stdin
-            steps = self._step_events(engine, request, request.run, StepName.RUN, volume, stdin)
+        volumes: list[str] = []  # the compile step's output, mounted into the run step
+
+        async def run_step(spec: StepSpec, step: StepName, stdin: StdinSource) -> StepEvents:
+            if step is StepName.COMPILE:
+                volumes.append(await asyncio.to_thread(_create_volume, engine))
+            volume = volumes[0] if volumes else None
+            steps = self._step_events(engine, request, spec, step, volume, stdin)
             async with contextlib.aclosing(steps):
                 async for event in steps:
-                    run_result = _result_of(event, run_result)
                     yield event
-            yield ExecutionFinished(ExecutionResult.from_steps(compile_result, run_result))
+
+        stdin = stdin_stream if stdin_stream is not None else request.stdin
+        events = compile_then_run(request, stdin, run_step)
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
         finally:
-            if volume is not None:
+            for volume in volumes:
                 _remove_volume(engine, volume)
 
     # -- one step -------------------------------------------------------------------------
@@ -307,12 +271,12 @@ class DockerBackend:
             cap_drop=["ALL"],
             security_opt=security,
         )
-        environment = {"PATH": _BASE_PATH, **_BASE_ENV, **spec.env}
+        environment = {"PATH": BASE_PATH, **BASE_ENV, **spec.env}
         return {
             "image": request.image,
             # `env -i`: the program gets exactly ForgeAI's environment, not what the engine
             # adds (HOSTNAME; Podman's container= and TERM=) nor the shell's PWD.
-            "command": _launcher_argv(
+            "command": shell_launcher_argv(
                 ("env", "-i", *(f"{key}={value}" for key, value in environment.items()), *spec.argv)
             ),
             "user": SANDBOX_USER,
@@ -458,7 +422,7 @@ def _attach_stdin(engine: Engine, container_id: str) -> socket.socket:
 async def _feed(sock: socket.socket, files: Mapping[str, bytes], stdin: StdinSource) -> None:
     """Files first (the launcher reads them), then the program's stdin, then end of input."""
     try:
-        await asyncio.to_thread(sock.sendall, _files_preamble(files))
+        await asyncio.to_thread(sock.sendall, files_preamble(files))
         if isinstance(stdin, bytes):
             await asyncio.to_thread(sock.sendall, stdin)
         elif stdin is not None:
@@ -617,7 +581,7 @@ def _step_result(
     if state.timed_out or state.output_capped:
         exit_code, signal = None, int(signals.SIGKILL)
     else:
-        exit_code, signal = _signal_from_status(status)
+        exit_code, signal = signal_from_status(status)
     stderr = bytes(state.stderr)
     evidence = StepEvidence(
         signal=signal,

@@ -15,46 +15,43 @@ there; its resource usage includes every process of the run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
+import shutil
 import signal as signals
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from forgeai_ls.sandbox.bwrap import Mount, build_command
-from forgeai_ls.sandbox.cgroups import CgroupStats
+from forgeai_ls.sandbox.cgroups import CgroupStats, RunCgroup
 from forgeai_ls.sandbox.child_setup import BWRAP_OVERHEAD_PROCESSES, ChildSetup, rlimits_for
-from forgeai_ls.sandbox.events import (
-    ExecutionEvent,
-    ExecutionFinished,
-    OutputChunk,
-    StepFinished,
-    StepStarted,
-)
+from forgeai_ls.sandbox.compile_cache import CompileCache
+from forgeai_ls.sandbox.events import ExecutionEvent, OutputChunk, StepFinished
 from forgeai_ls.sandbox.host import NativeHost, detect_native_host
+from forgeai_ls.sandbox.launcher import files_preamble
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.limits import ResourceLimits
-from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
+from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec, WarmStart
 from forgeai_ls.sandbox.result import ExecutionResult, StepName, StepResult
 from forgeai_ls.sandbox.seccomp import seccomp_fd, seccomp_program
-from forgeai_ls.sandbox.step_process import StdinSource, StepOutcome, StepProcess
+from forgeai_ls.sandbox.step_process import StepOutcome, StepProcess
+from forgeai_ls.sandbox.steps import (
+    BASE_ENV,
+    BASE_PATH,
+    StdinSource,
+    StepEvents,
+    compile_then_run,
+    final_result,
+    signal_from_status,
+)
 from forgeai_ls.sandbox.toolchain import ToolchainResolver
+from forgeai_ls.sandbox.warm_pool import PoolSettings, WarmPools, WarmRecipe, WarmSlot
+from forgeai_ls.sandbox.warm_starters import REPORTS_END, SIGNALS_READY, slot_argv
 from forgeai_ls.sandbox.workspace import Workspace
-
-_BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
-_BASE_ENV = {
-    "HOME": "/tmp",
-    "TMPDIR": "/tmp",
-    "LANG": "C.UTF-8",
-    "USER": "sandbox",
-    "LOGNAME": "sandbox",
-}
-
-
-def _signal_from_status(code: int) -> tuple[int | None, int | None]:
-    """bwrap reports death by signal N as exit status 128 + N, like a shell."""
-    if code > 128 and code - 128 < signals.NSIG:
-        return None, code - 128
-    return code, None
 
 
 class NativeBackend:
@@ -62,8 +59,36 @@ class NativeBackend:
 
     name = "native"
 
-    def __init__(self, resolver: ToolchainResolver | None = None) -> None:
+    def __init__(
+        self,
+        resolver: ToolchainResolver | None = None,
+        *,
+        pools: PoolSettings | None = None,
+        compile_cache: CompileCache | None = None,
+    ) -> None:
         self._resolver = resolver or ToolchainResolver()
+        self.pools = WarmPools(pools) if pools is not None and pools.size > 0 else None
+        """Warm slots for requests that allow them (``SandboxRequest.warm``); None: off."""
+        self.compile_cache = compile_cache
+        """Successful compiles, reused by identical ones; None: off."""
+
+    def close(self) -> None:
+        """Discard the warm slots (runs in progress finish normally)."""
+        if self.pools is not None:
+            self.pools.close()
+
+    def prewarm(self, request: SandboxRequest) -> None:
+        """Start warm slots for requests like this one before the first of them runs."""
+        recipe = self._recipe(request)
+        if recipe is not None and self.pools is not None:
+            self.pools.prewarm(recipe)
+
+    async def wait_warm(self, request: SandboxRequest, count: int = 1) -> int:
+        """Wait until ``count`` warm slots for requests like this one are ready."""
+        recipe = self._recipe(request)
+        if recipe is None or self.pools is None:
+            return 0
+        return await self.pools.wait_ready(recipe, count)
 
     def host(self) -> NativeHost:
         """What this machine offers; raises SandboxUnavailableError without bubblewrap."""
@@ -71,11 +96,7 @@ class NativeBackend:
 
     async def run(self, request: SandboxRequest) -> ExecutionResult:
         """Run to completion and return the result (no streaming)."""
-        async with contextlib.aclosing(self.stream(request)) as events:
-            async for event in events:
-                if isinstance(event, ExecutionFinished):
-                    return event.result
-        raise RuntimeError("execution ended without a result")  # pragma: no cover
+        return await final_result(self.stream(request))
 
     async def stream(
         self, request: SandboxRequest, *, stdin_stream: AsyncIterator[bytes] | None = None
@@ -88,39 +109,178 @@ class NativeBackend:
         everything it started.
         """
         host = self.host()
-        workspace = Workspace.create(host.runtime_dir, host.uid_pool)
-        try:
-            compile_result: StepResult | None = None
-            if request.compile is not None:
-                build = str(workspace.make_build_dir())
-                yield StepStarted(StepName.COMPILE)
-                steps = self._step_events(
-                    host, workspace, request, request.compile, StepName.COMPILE, build, None
-                )
-                async with contextlib.aclosing(steps):  # closing us kills the step at once
-                    async for event in steps:
-                        compile_result = _result_of(event, compile_result)
-                        yield event
-                assert compile_result is not None
-                if not compile_result.ok:
-                    workspace.remove()  # before the last event: a consumer may stop there
-                    yield ExecutionFinished(ExecutionResult.from_steps(compile_result, None))
-                    return
-            yield StepStarted(StepName.RUN)
-            run_result: StepResult | None = None
-            build_dir = str(workspace.build_dir) if workspace.build_dir else None
-            stdin = stdin_stream if stdin_stream is not None else request.stdin
-            steps = self._step_events(
-                host, workspace, request, request.run, StepName.RUN, build_dir, stdin
-            )
-            async with contextlib.aclosing(steps):
-                async for event in steps:
-                    run_result = _result_of(event, run_result)
+        recipe = self._recipe(request, host)
+        if recipe is None or self.pools is None:
+            async with contextlib.aclosing(self._cold_events(host, request, stdin_stream)) as ev:
+                async for event in ev:
                     yield event
-            workspace.remove()
-            yield ExecutionFinished(ExecutionResult.from_steps(compile_result, run_result))
+            return
+        slot = self.pools.take(recipe)
+        try:
+            events = (
+                self._warm_events(request, slot, stdin_stream)
+                if slot is not None
+                else self._cold_events(host, request, stdin_stream)
+            )
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
+        finally:
+            self.pools.finished(recipe)
+
+    async def _cold_events(
+        self,
+        host: NativeHost,
+        request: SandboxRequest,
+        stdin_stream: AsyncIterator[bytes] | None,
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        workspace = Workspace.create(host.runtime_dir, host.uid_pool)
+
+        def run_step(spec: StepSpec, step: StepName, stdin: StdinSource) -> StepEvents:
+            if step is StepName.COMPILE:
+                build = workspace.make_build_dir()
+                if self.compile_cache is not None:
+                    return self._cached_compile(host, workspace, request, spec, build)
+                build_dir: str | None = str(build)
+            else:
+                build_dir = str(workspace.build_dir) if workspace.build_dir else None
+            launched = self._launch(host, workspace, request, spec, step, build_dir, stdin)
+            return _step_events(launched, step, spec.limits)
+
+        stdin = stdin_stream if stdin_stream is not None else request.stdin
+        # The work dir goes before the last event: a consumer may stop reading there.
+        events = compile_then_run(request, stdin, run_step, before_last_event=workspace.remove)
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
         finally:
             workspace.remove()
+
+    async def _cached_compile(
+        self,
+        host: NativeHost,
+        workspace: Workspace,
+        request: SandboxRequest,
+        spec: StepSpec,
+        build: Path,
+    ) -> StepEvents:
+        """The compile step through the compile cache: restored when an identical compile
+        was stored, else compiled and stored when it succeeds."""
+        cache = self.compile_cache
+        assert cache is not None
+        compiler = self._resolver.resolve(spec.argv[0]).executable
+        key = cache.key(request.files, spec, compiler)
+        cached = cache.lookup(key)
+        if cached is not None:
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(cache.restore, cached, build)
+            except OSError:
+                shutil.rmtree(build, ignore_errors=True)
+                build.mkdir(mode=0o700)
+                if workspace.uid is not None:
+                    os.chown(build, workspace.uid, workspace.uid)
+            else:
+                result = cached.result.model_copy(
+                    update={"duration_ms": (time.monotonic() - started) * 1000}
+                )
+                if result.stdout:
+                    yield OutputChunk(StepName.COMPILE, "stdout", result.stdout)
+                if result.stderr:
+                    yield OutputChunk(StepName.COMPILE, "stderr", result.stderr)
+                yield StepFinished(result)
+                return
+        launched = self._launch(host, workspace, request, spec, StepName.COMPILE, str(build), None)
+        async with contextlib.aclosing(
+            _step_events(launched, StepName.COMPILE, spec.limits)
+        ) as events:
+            async for event in events:
+                if isinstance(event, StepFinished) and event.result.ok:
+                    await asyncio.to_thread(cache.store, key, build, event.result)
+                yield event
+
+    # -- warm slots -----------------------------------------------------------------------
+
+    def _recipe(self, request: SandboxRequest, host: NativeHost | None = None) -> WarmRecipe | None:
+        warm = request.warm
+        if self.pools is None or warm is None or request.compile is not None:
+            return None
+        if warm.script_index >= len(request.run.argv):
+            return None
+        if self.pools.settings.size_for(warm.language) <= 0:
+            return None
+        if any("\n" in name or "\r" in name for name in request.files):
+            return None
+        key = json.dumps(
+            {
+                "warm": warm.model_dump(),
+                "run": request.run.model_dump(mode="json"),
+                "seccomp": request.seccomp_profile,
+            },
+            sort_keys=True,
+        )
+
+        def launch() -> WarmSlot:
+            return self._launch_slot(host or self.host(), request, warm)
+
+        return WarmRecipe(key=key, language=warm.language, kind=warm.kind, launch=launch)
+
+    def _launch_slot(self, host: NativeHost, request: SandboxRequest, warm: WarmStart) -> WarmSlot:
+        workspace = Workspace.create(host.runtime_dir, host.uid_pool)
+        ready_read, ready_write = (
+            os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if warm.kind in SIGNALS_READY else (None, None)
+        )
+        try:
+            launched = self._launch(
+                host,
+                workspace,
+                request.model_copy(update={"files": {}}),
+                request.run,
+                StepName.RUN,
+                None,
+                b"",
+                warm=(warm, ready_write),
+            )
+        except BaseException:
+            for fd in (ready_read, ready_write):
+                if fd is not None:
+                    os.close(fd)
+            workspace.remove()
+            raise
+        return WarmSlot(warm.kind, launched.process, workspace, launched.cgroup, ready_read)
+
+    async def _warm_events(
+        self,
+        request: SandboxRequest,
+        slot: WarmSlot,
+        stdin_stream: AsyncIterator[bytes] | None,
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        """The run step in a warm slot: its files, then its stdin, through the slot's stdin."""
+        preamble = files_preamble(request.files)
+        stdin: StdinSource = (
+            _after(preamble, stdin_stream)
+            if stdin_stream is not None
+            else preamble + (request.stdin or b"")
+        )
+
+        def run_step(spec: StepSpec, step: StepName, stdin: StdinSource) -> StepEvents:
+            control = slot.hand_over()
+            if slot.kind not in REPORTS_END and control >= 0:
+                os.close(control)
+                control = -1
+            slot.process.assign(stdin, control)
+            return _step_events(_Launched(slot.process, slot.cgroup), step, spec.limits)
+
+        events = compile_then_run(request, stdin, run_step, before_last_event=slot.workspace.remove)
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
+        finally:
+            if slot.process.outcome is None:  # closed before the step began
+                slot.discard()
+            slot.workspace.remove()
 
     # -- one step -------------------------------------------------------------------------
 
@@ -133,7 +293,7 @@ class NativeBackend:
         roots = [resolved.toolchain_root] if resolved.toolchain_root else []
         return [resolved.executable, *argv[1:]], roots
 
-    async def _step_events(
+    def _launch(
         self,
         host: NativeHost,
         workspace: Workspace,
@@ -142,7 +302,11 @@ class NativeBackend:
         step: StepName,
         build_dir: str | None,
         stdin: StdinSource,
-    ) -> AsyncGenerator[OutputChunk | StepFinished, None]:
+        *,
+        warm: tuple[WarmStart, int | None] | None = None,
+    ) -> _Launched:
+        """Start the step's sandbox. With ``warm`` (how, and the write end of the ready pipe,
+        handed over to the sandbox), the slot's starter runs instead of the program."""
         limits = spec.limits
         argv, roots = self._resolve_argv(spec.argv)
         staged = host.is_root and host.stage_dir is not None
@@ -150,8 +314,14 @@ class NativeBackend:
             Mount(f"{host.stage_dir}/{i}" if staged else root, root) for i, root in enumerate(roots)
         ]
         toolchain_bins = [os.path.dirname(argv[0])] if roots else []
-        path = ":".join(dict.fromkeys([*toolchain_bins, *_BASE_PATH.split(":")]))
-        env = {"PATH": path, **_BASE_ENV, **spec.env}
+        path = ":".join(dict.fromkeys([*toolchain_bins, *BASE_PATH.split(":")]))
+        env = {"PATH": path, **BASE_ENV, **spec.env}
+        extra_fds: list[int] = []
+        if warm is not None:
+            how, ready_fd = warm
+            argv = slot_argv(how.kind, argv, how.script_index, ready_fd if ready_fd else -1)
+            if ready_fd is not None:
+                extra_fds.append(ready_fd)
         process = StepProcess(step, limits, stdin)
         program = (
             seccomp_program(request.seccomp_profile) if request.seccomp_profile else host.seccomp
@@ -171,7 +341,7 @@ class NativeBackend:
             status_fd=process.status_fd,
             seccomp_fd=seccomp,
         )
-        pass_fds = [*command.pass_fds, *([seccomp] if seccomp is not None else [])]
+        pass_fds = [*command.pass_fds, *([seccomp] if seccomp is not None else []), *extra_fds]
         cgroup = None
         try:
             if host.cgroups is not None:
@@ -189,22 +359,42 @@ class NativeBackend:
             )
             handed_over, pass_fds = pass_fds, []
             process.start(command.argv, handed_over, setup)  # closes them, even on failure
-            async with contextlib.aclosing(process.chunks()) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-            stats = cgroup.stats() if cgroup is not None else None
-        finally:
+        except BaseException:
             for fd in pass_fds:
                 os.close(fd)
             process.close_if_unstarted()
             if cgroup is not None:
                 cgroup.remove()
-        assert process.outcome is not None
-        yield StepFinished(_step_result(step, limits, process.outcome, stats))
+            raise
+        return _Launched(process, cgroup)
 
 
-def _result_of(event: object, current: StepResult | None) -> StepResult | None:
-    return event.result if isinstance(event, StepFinished) else current
+@dataclass(frozen=True, slots=True)
+class _Launched:
+    process: StepProcess
+    cgroup: RunCgroup | None
+
+
+async def _step_events(launched: _Launched, step: StepName, limits: ResourceLimits) -> StepEvents:
+    """A started step's output, then its result; leaving early kills it."""
+    process, cgroup = launched.process, launched.cgroup
+    try:
+        async with contextlib.aclosing(process.chunks()) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        stats = cgroup.stats() if cgroup is not None else None
+    finally:
+        process.close_if_unstarted()
+        if cgroup is not None:
+            cgroup.remove()
+    assert process.outcome is not None
+    yield StepFinished(_step_result(step, limits, process.outcome, stats))
+
+
+async def _after(preamble: bytes, stdin: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield preamble
+    async for chunk in stdin:
+        yield chunk
 
 
 def _step_result(
@@ -215,9 +405,9 @@ def _step_result(
     if outcome.killed_by_us:
         exit_code, signal = None, int(signals.SIGKILL)
     elif outcome.program_status is not None:
-        exit_code, signal = _signal_from_status(outcome.program_status)
+        exit_code, signal = signal_from_status(outcome.program_status)
     else:
-        exit_code, signal = _signal_from_status(outcome.monitor_status)
+        exit_code, signal = signal_from_status(outcome.monitor_status)
     usage = outcome.usage
     cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 if usage is not None else None
     peak = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import PurePosixPath
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,6 +28,19 @@ class StepSpec(BaseModel):
     """Variables on top of the sandbox's minimal environment (PATH, HOME, LANG, TMPDIR)."""
 
 
+class WarmStart(BaseModel):
+    """How the run step can be served by a sandbox started ahead of time (a warm slot)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["python", "node", "shell"]
+    """Which waiting program the slot runs (see ``warm_starters``)."""
+    script_index: int = Field(default=1, ge=1)
+    """Position of the program's file in the run step's argv."""
+    language: str = ""
+    """The language, for per-language pool sizes."""
+
+
 class SandboxRequest(BaseModel):
     """A complete execution: files placed in the work dir, optional compile step, run step."""
 
@@ -43,6 +57,9 @@ class SandboxRequest(BaseModel):
     image: str | None = None
     """The container image the docker backend runs the steps in (the native backend, which
     uses the host's toolchains, ignores it)."""
+    warm: WarmStart | None = None
+    """Set when the language can run in a warm slot; a backend with pools uses one when ready
+    (the result is the same either way)."""
 
     @field_validator("files")
     @classmethod

@@ -56,6 +56,9 @@ class StepResult(BaseModel):
     duration_ms: float
     cpu_time_ms: float | None
     peak_memory_bytes: int | None
+    cached: bool = False
+    """A compile step served by the compile cache: its output and result are the stored ones
+    of an identical compile (``duration_ms`` is the time the restore took)."""
 
     @property
     def ok(self) -> bool:

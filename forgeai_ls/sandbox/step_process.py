@@ -24,9 +24,7 @@ from forgeai_ls.errors import SandboxSetupError
 from forgeai_ls.sandbox.events import OutputChunk, StreamName
 from forgeai_ls.sandbox.limits import ResourceLimits
 from forgeai_ls.sandbox.result import StepName
-
-StdinSource = bytes | AsyncIterator[bytes] | None
-"""A step's stdin: all at once, chunks as they arrive, or nothing (/dev/null)."""
+from forgeai_ls.sandbox.steps import StdinSource
 
 _READ_SIZE = 64 * 1024
 _QUEUE_HIGH_BYTES = 1024 * 1024
@@ -100,6 +98,9 @@ class StepProcess:
         self._killed = False
         self._timed_out = False
         self._started = 0.0
+        self._end_fd = -1
+        self._end_text = bytearray()
+        self._reported_status: int | None = None
         self.outcome: StepOutcome | None = None
 
     # -- start --------------------------------------------------------------------------------
@@ -131,6 +132,43 @@ class StepProcess:
             for fd in (self.status_fd, *pass_fds):
                 os.close(fd)
         self._pidfd = os.pidfd_open(self._proc.pid)
+
+    @property
+    def pid(self) -> int | None:
+        """The bwrap monitor's pid."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def inner_pid(self) -> int | None:
+        """The sandbox's PID 1 (as the host sees it), once bwrap has reported it."""
+        if self.outcome is None and self._status_read >= 0:
+            self._on_status()
+        return self._inner_pid
+
+    @property
+    def pidfd(self) -> int:
+        """A descriptor that becomes readable when bwrap has exited."""
+        return self._pidfd
+
+    def assign(self, stdin: StdinSource, end_fd: int = -1) -> None:
+        """Give a started, still unused process (a warm slot) its input; from now on it is
+        a run: the wall clock and the duration start here.
+
+        ``end_fd`` (owned from now on by this object) is where the slot's starter reports the
+        program's end as ``e<status>\n``, after the program's output has been written: the
+        run then ends at once, without waiting for the interpreter to tear itself down.
+        """
+        self._stdin = stdin
+        self._started = time.monotonic()
+        self._end_fd = end_fd
+
+    def discard(self) -> None:
+        """Kill and reap a process whose output nobody reads (an unused warm slot)."""
+        if self._proc is None or self.outcome is not None:
+            return
+        self._on_status()  # learn the sandbox's PID 1, if bwrap has reported it
+        self.kill()
+        self._finish()
 
     def close_if_unstarted(self) -> None:
         """Release the status pipe of a step that never started."""
@@ -164,6 +202,8 @@ class StepProcess:
             self._watch(fd, reader)
         self._watch(self._status_read, self._on_status)
         self._watch(self._pidfd, functools.partial(self._on_exit, done))
+        if self._end_fd >= 0:
+            self._watch(self._end_fd, self._on_end_report)
         stdin_task = (
             asyncio.ensure_future(self._feed_stdin(self._stdin))
             if self._stdin is not None
@@ -195,6 +235,9 @@ class StepProcess:
     def kill(self) -> None:
         """Kill the sandbox: PID 1 takes its whole PID namespace with it."""
         self._killed = True
+        self._stop()
+
+    def _stop(self) -> None:
         assert self._proc is not None
         for pid in (self._inner_pid, self._proc.pid):
             if pid is not None:
@@ -285,6 +328,32 @@ class StepProcess:
         if self._inner_pid is None:
             self._inner_pid = json_status_field(bytes(self._status), "child-pid")
 
+    def _on_end_report(self) -> None:
+        try:
+            data = os.read(self._end_fd, 64)
+        except BlockingIOError:
+            return
+        self._end_text += data
+        if not data or b"\n" in self._end_text:
+            self._unwatch(self._end_fd)
+        text = bytes(self._end_text)
+        if text.startswith(b"e") and b"\n" in text:
+            try:
+                self._reported_status = int(text[1 : text.index(b"\n")])
+            except ValueError:
+                return
+            self._drain_output()
+            self._stop()  # the program is done; its interpreter's teardown is not needed
+
+    def _drain_output(self) -> None:
+        """Deliver what the pipes hold: everything written before the end was reported."""
+        for fd, reader in list(self._output_fds.items()):
+            while fd in self._output_fds and not self._output.paused:
+                before = self._output.total
+                reader()
+                if self._output.total == before:
+                    break
+
     def _on_exit(self, done: asyncio.Future[None]) -> None:
         self._unwatch(self._pidfd)
         self._exited = True
@@ -314,10 +383,17 @@ class StepProcess:
                     stream.close()
         os.close(self._pidfd)
         os.close(self._status_read)
+        if self._end_fd >= 0:
+            os.close(self._end_fd)
+            self._end_fd = -1
         proc.returncode = os.waitstatus_to_exitcode(status)
         self.outcome = StepOutcome(
             monitor_status=proc.returncode,
-            program_status=json_status_field(bytes(self._status), "exit-code"),
+            program_status=(
+                self._reported_status
+                if self._reported_status is not None and not self._killed
+                else json_status_field(bytes(self._status), "exit-code")
+            ),
             killed_by_us=self._killed,
             timed_out=self._timed_out,
             output_capped=self._output.capped,

@@ -5,18 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
-from forgeai_ls.errors import (
-    ForgeAIError,
-    SourceError,
-    UnknownLanguageError,
-    UsageError,
-)
 from forgeai_ls.plugins.diagnostics import Diagnostic
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, ResourceLimits
+from forgeai_ls.server.rpc import SOURCE
 
-SOURCE = "forgeai"
 _SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
     "warning": types.DiagnosticSeverity.Warning,
@@ -24,15 +17,6 @@ _SEVERITY = {
     "information": types.DiagnosticSeverity.Information,
     "hint": types.DiagnosticSeverity.Hint,
 }
-REQUEST_FAILED = -32803
-
-
-def rpc_error(error: ForgeAIError) -> JsonRpcException:
-    """A JSON-RPC error carrying ForgeAI's one-line message and stable code."""
-    data = {"forgeaiCode": error.code}
-    if isinstance(error, UsageError | UnknownLanguageError | SourceError):
-        return JsonRpcInvalidParams(message=error.one_line(), data=data)
-    return JsonRpcException(message=error.one_line(), code=REQUEST_FAILED, data=data)
 
 
 def to_lsp_diagnostic(

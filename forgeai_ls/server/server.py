@@ -1,10 +1,21 @@
-"""The ForgeAI language server: state shared by the features, and the assembly of them."""
+"""The ForgeAI language server: state shared by the features, and the assembly of them.
+
+Start-up does no work it can defer. Until the first lenses are answered the server imports
+only pygls, lsprotocol, pydantic (settings) and its own light modules; the plugins are
+verified in a background thread started at ``initialized`` (which also imports the plugin
+and sandbox layers). Code lenses asked for meanwhile come from the lens catalog cached by the
+previous start for the same plugin set (``lens_catalog``); anything else that needs the
+plugins waits for them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from pathlib import PurePosixPath
-from typing import Any
+import threading
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
@@ -13,17 +24,20 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from forgeai_ls import __version__
-from forgeai_ls.errors import ForgeAIError, UnknownLanguageError
-from forgeai_ls.plugins.bridge import PluginExecutor
-from forgeai_ls.plugins.catalog import LanguageEntry
-from forgeai_ls.plugins.manager import BlockedPlugin, ManagerConfig, PluginManager
-from forgeai_ls.plugins.trust import forgeai_home
-from forgeai_ls.sandbox import NativeBackend, ResourceLimits
-from forgeai_ls.sandbox.docker_backend import DockerBackend
-from forgeai_ls.server.convert import SOURCE, rpc_error
+from forgeai_ls.errors import ForgeAIError
+from forgeai_ls.home import OFFICIAL_LOCK_PATH, bundled_plugins_dir, forgeai_home
+from forgeai_ls.server import lens_catalog
+from forgeai_ls.server.lens_catalog import LensCatalog, LensLanguage
 from forgeai_ls.server.protocol import ForgeAIProtocol
-from forgeai_ls.server.runs import RunRegistry
-from forgeai_ls.server.settings import ServerSettings
+from forgeai_ls.server.rpc import SOURCE, rpc_error
+
+if TYPE_CHECKING:  # loaded in the background after start (docker-py: only when chosen)
+    from forgeai_ls.plugins.bridge import PluginExecutor
+    from forgeai_ls.plugins.manager import BlockedPlugin, PluginManager
+    from forgeai_ls.sandbox import NativeBackend, ResourceLimits
+    from forgeai_ls.sandbox.docker_backend import DockerBackend
+    from forgeai_ls.server.runs import RunRegistry
+    from forgeai_ls.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +49,12 @@ COMMANDS = (
     "forgeai.reloadPlugins",
 )
 MIB = 1024 * 1024
+
+
+def file_name_of(uri: str) -> str | None:
+    """The file name a document's URI ends with (runs of a file keep its name)."""
+    name = PurePosixPath(unquote(urlparse(uri).path)).name
+    return name or None
 
 
 class DiagnosticsStore:
@@ -62,43 +82,169 @@ class DiagnosticsStore:
 class ForgeAIServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("forgeai-ls", __version__, protocol_cls=ForgeAIProtocol)
-        self.backend: NativeBackend | DockerBackend = NativeBackend()
-        self.settings = ServerSettings()
+        self._backend: NativeBackend | DockerBackend | None = None
+        self._native_settings: tuple[object, ...] | None = None
+        """The pool and compile-cache settings the native backend was made with."""
+        self._raw_settings: Any = None
+        self._settings: ServerSettings | None = None
         self.diagnostics = DiagnosticsStore(self)
-        self.runs = RunRegistry(self)
+        self._runs: RunRegistry | None = None
         self._manager: PluginManager | None = None
+        self._loading: threading.Thread | None = None
+        self._loading_lock = threading.Lock()
+        self._lens_catalog: tuple[int, LensCatalog] | None = None
+        self._cached_catalog: LensCatalog | None = None
+        self._prewarm_later: list[str] = []
         self._reported_blocked: set[str] = set()
         self.lens_cache: dict[str, tuple[tuple[int | None, int], list[dict[str, Any]]]] = {}
         """Per document: (version, plugin set) and the lenses computed for them."""
         self.pending_problem: str | None = None
         """A settings problem found at initialize, shown once the client is ready."""
 
+    # -- settings -----------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ServerSettings:
+        """The settings, validated on first use (pydantic loads after the first lens); an
+        invalid payload gives the defaults and sets ``pending_problem``."""
+        if self._settings is None:
+            from forgeai_ls.server.settings import parse_settings
+
+            self._settings, problem = parse_settings(self._raw_settings)
+            self.pending_problem = self.pending_problem or problem
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: ServerSettings) -> None:
+        self._settings = value
+
+    def use_settings(self, raw: Any) -> None:
+        """New settings from the client (initializationOptions, didChangeConfiguration)."""
+        self._raw_settings = raw
+        self._settings = None
+
     # -- plugins ------------------------------------------------------------------------------
 
     @property
+    def backend(self) -> NativeBackend | DockerBackend:
+        if self._backend is None:
+            self._backend = self._backend_for_settings()
+        return self._backend
+
+    @property
+    def runs(self) -> RunRegistry:
+        if self._runs is None:
+            from forgeai_ls.server.runs import RunRegistry
+
+            self._runs = RunRegistry(self)
+        return self._runs
+
+    @property
     def manager(self) -> PluginManager:
+        """The verified plugins; waits for the background loading when it is under way."""
+        loading = self._loading
+        if loading is not None:
+            loading.join()
         if self._manager is None:
             self.reload_plugins()
         assert self._manager is not None
         return self._manager
 
+    @property
+    def plugins_loaded(self) -> bool:
+        return self._manager is not None and self._loading is None
+
+    def load_plugins_in_background(self, done: Any) -> None:
+        """Verify the plugins in a thread; ``done(blocked)`` is then called on the event
+        loop. Lenses meanwhile come from the cached lens catalog, when it is current."""
+        self._cached_catalog = lens_catalog.load_cached(self._catalog_path(), self._stamp())
+        loop = asyncio.get_running_loop()
+
+        def load() -> None:
+            try:
+                self.settings  # noqa: B018 - validated here, off the event loop
+                blocked = self.reload_plugins()
+            except BaseException as exc:
+                log.exception("loading the plugins failed: %s", exc)
+                blocked = []
+            finally:
+                self._loading = None
+            loop.call_soon_threadsafe(done, blocked)
+
+        self._loading = threading.Thread(target=load, name="forgeai-load-plugins", daemon=True)
+        self._loading.start()
+
     def reload_plugins(self) -> list[BlockedPlugin]:
-        config = ManagerConfig(
-            home=forgeai_home(),
-            extra_dirs=self.settings.plugin_paths(),
-            policy=self.settings.trust.policy(),
-        )
-        self.backend = self._backend_for_settings()
-        manager = PluginManager(self.backend, config)
-        blocked = manager.load_all()
-        self._manager = manager
-        return blocked
+        from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
+
+        with self._loading_lock:
+            config = ManagerConfig(
+                home=forgeai_home(),
+                extra_dirs=self.settings.plugin_paths(),
+                policy=self.settings.trust.policy(),
+            )
+            self._backend = self._backend_for_settings()
+            manager = PluginManager(self._backend, config)
+            blocked = manager.load_all()
+            self._manager = manager
+            self._save_lens_catalog(manager)
+            return blocked
+
+    # -- the lens catalog ------------------------------------------------------------------
+
+    def lens_catalog(self) -> LensCatalog:
+        """Languages for code lenses: the verified plugins' once loaded, before that the
+        cached catalog of the same plugin set, else (no cache) the plugins' after waiting."""
+        if not self.plugins_loaded and self._cached_catalog is not None:
+            return self._cached_catalog
+        manager = self.manager
+        if self._lens_catalog is None or self._lens_catalog[0] != id(manager):
+            self._lens_catalog = (id(manager), _lens_catalog_of(manager))
+        return self._lens_catalog[1]
+
+    def lens_catalog_changed(self) -> bool:
+        """Whether the lenses served from the cache differ from the verified plugins'."""
+        cached, self._cached_catalog = self._cached_catalog, None
+        return cached is not None and cached != self.lens_catalog()
+
+    def _catalog_path(self) -> Any:
+        return forgeai_home() / "cache" / "lens-catalog.json"
+
+    def _stamp(self) -> str:
+        """The plugin set's fingerprint, from the client's raw settings (no validation
+        needed, so it costs nothing before the first lens)."""
+        raw = lens_catalog.unwrap_settings(self._raw_settings)
+        listed = raw.get("pluginDirs")
+        plugin_dirs: list[object] = listed if isinstance(listed, list) else []
+        home = forgeai_home()
+        directories = [
+            bundled_plugins_dir(),
+            home / "plugins",
+            *(Path(str(d)).expanduser() for d in plugin_dirs),
+        ]
+        trust = home / "trust"
+        extra = [
+            __version__,
+            json.dumps([plugin_dirs, raw.get("trust")], sort_keys=True, default=str),
+            lens_catalog.stat_parts(OFFICIAL_LOCK_PATH),
+            lens_catalog.stat_parts(trust),
+            *(lens_catalog.stat_parts(p) for p in sorted(trust.glob("*"))),
+        ]
+        return lens_catalog.plugin_set_stamp(directories, extra)
+
+    def _save_lens_catalog(self, manager: PluginManager) -> None:
+        lens_catalog.save(self._catalog_path(), self._stamp(), _lens_catalog_of(manager))
 
     def _backend_for_settings(self) -> NativeBackend | DockerBackend:
         """The configured backend; the current one is kept (with its engine connection and
         its pool) while the choice does not change."""
-        current = self.backend
+        from forgeai_ls.backend_factory import native_backend
+        from forgeai_ls.sandbox import NativeBackend
+
+        current = self._backend
         if self.settings.backend == "docker":
+            from forgeai_ls.sandbox.docker_backend import DockerBackend
+
             wanted = (self.settings.docker_host, self.settings.docker_pool)
             if (
                 isinstance(current, DockerBackend)
@@ -107,14 +253,46 @@ class ForgeAIServer(LanguageServer):
                 return current
             self.close_backend()
             return DockerBackend(self.settings.docker_host, pool_size=self.settings.docker_pool)
-        if isinstance(current, NativeBackend):
+        wanted_native = (self.settings.pool, self.settings.compile_cache)
+        if isinstance(current, NativeBackend) and self._native_settings == wanted_native:
             return current
         self.close_backend()
-        return NativeBackend()
+        self._native_settings = wanted_native
+        return native_backend(
+            self.settings.pool.settings(), compile_cache=self.settings.compile_cache
+        )
 
     def close_backend(self) -> None:
-        if isinstance(self.backend, DockerBackend):
-            self.backend.close()
+        if self._backend is not None:
+            self._backend.close()
+
+    def prewarm(self, uri: str) -> None:
+        """Start warm sandboxes for the run a lens of this document would start (once the
+        plugins are loaded)."""
+        if not self.plugins_loaded:
+            self._prewarm_later.append(uri)
+            return
+        if uri not in self.workspace.text_documents:
+            return
+        language = self.language_of(self.workspace.get_text_document(uri))
+        backend = self.backend
+        if language is None or not hasattr(backend, "prewarm"):
+            return
+        try:
+            executor, name = self.executor(language.name)
+        except JsonRpcInvalidParams:
+            return
+        except Exception:
+            return
+        request = executor.language(name).build_request(
+            "", file_name=file_name_of(uri), limits=self.run_limits(executor, name)
+        )
+        backend.prewarm(request)
+
+    def prewarm_pending(self) -> None:
+        pending, self._prewarm_later = self._prewarm_later, []
+        for uri in pending:
+            self.prewarm(uri)
 
     def report_blocked(self, blocked: list[BlockedPlugin]) -> None:
         """Tell the user once per plugin and reason which plugins could not load."""
@@ -138,18 +316,16 @@ class ForgeAIServer(LanguageServer):
             )
         return self.workspace.get_text_document(uri)
 
-    def entry_for(self, document: TextDocument) -> LanguageEntry | None:
-        """The language of a document: its languageId, else its file extension."""
-        catalog = self.manager.catalog()
-        if document.language_id:
-            try:
-                return catalog.by_name(document.language_id)
-            except UnknownLanguageError:
-                pass
-        try:
-            return catalog.for_file(PurePosixPath(unquote(urlparse(document.uri).path)))
-        except UnknownLanguageError:
-            return None
+    def language_of(self, document: TextDocument, *, verified: bool = False) -> LensLanguage | None:
+        """The language of a document: its languageId, else its file extension. ``verified``:
+        from the loaded plugins only (a run), never from the start-up cache (a lens)."""
+        if verified:
+            self.manager  # noqa: B018 - waits for the plugins
+        catalog = self.lens_catalog()
+        found = catalog.find(document.language_id) if document.language_id else None
+        if found is None:
+            found = catalog.for_suffix(PurePosixPath(unquote(urlparse(document.uri).path)).suffix)
+        return found
 
     def executor(self, language: str) -> tuple[PluginExecutor, str]:
         try:
@@ -168,6 +344,18 @@ class ForgeAIServer(LanguageServer):
                 network=limits.network or None,
             )
         )
+
+
+def _lens_catalog_of(manager: PluginManager) -> LensCatalog:
+    return LensCatalog(
+        LensLanguage(
+            name=entry.spec.name,
+            aliases=tuple(entry.spec.aliases),
+            extensions=tuple(entry.spec.extensions),
+            cell_marker=entry.spec.cell_marker,
+        )
+        for entry in manager.catalog().entries()
+    )
 
 
 def create_server() -> ForgeAIServer:

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from forgeai_ls.plugins.trust import TrustLevel, TrustPolicy
+if TYPE_CHECKING:  # the plugin and sandbox layers load after the first lens (lens_catalog)
+    from forgeai_ls.plugins.trust import TrustPolicy
+    from forgeai_ls.sandbox.warm_pool import PoolSettings
 
 
 class LimitSettings(BaseModel):
@@ -28,8 +30,33 @@ class TrustSettings(BaseModel):
     allow_unsigned: bool = Field(False, alias="allowUnsigned")
 
     def policy(self) -> TrustPolicy:
+        from forgeai_ls.plugins.trust import TrustLevel, TrustPolicy
+
         return TrustPolicy(
             minimum_level=TrustLevel.parse(self.minimum_level), allow_unsigned=self.allow_unsigned
+        )
+
+
+class PoolSettingsModel(BaseModel):
+    """Warm pools of the native backend (see docs/performance.md)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    size: int = Field(2, ge=0, le=16)
+    """Most warm sandboxes per language and configuration (0: no pools)."""
+    sizes: dict[str, int] = Field(default_factory=dict)
+    """Per-language sizes, e.g. {"python": 4}."""
+    idle_timeout: float = Field(300.0, gt=0, le=86400, alias="idleTimeout")
+    memory_budget_mb: int = Field(512, ge=1, le=65536, alias="memoryBudgetMb")
+
+    def settings(self) -> PoolSettings:
+        from forgeai_ls.sandbox.warm_pool import PoolSettings
+
+        return PoolSettings(
+            size=self.size,
+            sizes={name: max(0, min(16, size)) for name, size in self.sizes.items()},
+            idle_timeout=self.idle_timeout,
+            memory_budget_bytes=self.memory_budget_mb * 1024 * 1024,
         )
 
 
@@ -41,6 +68,9 @@ class ServerSettings(BaseModel):
     """The engine for the docker backend (default: DOCKER_HOST, else the default socket)."""
     docker_pool: int = Field(0, ge=0, le=8, alias="dockerPool")
     """Pre-started containers kept per configuration for the docker backend (0: none)."""
+    pool: PoolSettingsModel = PoolSettingsModel()
+    compile_cache: bool = Field(True, alias="compileCache")
+    """Reuse successful compiles of unchanged code (native backend)."""
     limits: LimitSettings = LimitSettings()
     plugin_dirs: list[str] = Field(default_factory=list, alias="pluginDirs")
     trust: TrustSettings = TrustSettings()
@@ -55,6 +85,8 @@ class ServerSettings(BaseModel):
             self.backend,
             self.docker_host,
             self.docker_pool,
+            self.pool,
+            self.compile_cache,
         )
 
     def plugin_paths(self) -> tuple[Path, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeai_ls.plugins.official_lock import bundled_plugins_dir
+from forgeai_ls.home import bundled_plugins_dir
 
 pytestmark = pytest.mark.sandbox
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from forgeai_ls.errors import ImageMissingError
+from forgeai_ls.home import bundled_plugins_dir
 from forgeai_ls.plugins.executor import LanguageExecutor
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
-from forgeai_ls.plugins.official_lock import bundled_plugins_dir
 from forgeai_ls.plugins.testing import read_test_cases, run_case
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, OutputChunk
 from forgeai_ls.sandbox.docker_backend import RUN_LABEL, DockerBackend
@@ -137,6 +137,10 @@ async def test_output_exactly_at_the_limit(
     assert len(result.stdout) == EXACT_OUTPUT_LIMIT
     assert result.truncated is truncated, result
     assert (result.limit is LimitKind.OUTPUT) is truncated, result
+
+
+async def test_output_exactly_over_the_limit(docker_executor: Any) -> None:
+    await test_output_exactly_at_the_limit(docker_executor, "y", True)
 
 
 async def test_network_is_off(docker_executor: Any) -> None:

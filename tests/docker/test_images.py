@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from forgeai_ls.home import bundled_plugins_dir
 from forgeai_ls.images.build import ROOTFS_NAME, ContextStream, base_images
 from forgeai_ls.images.rootfs import build_rootfs
-from forgeai_ls.plugins.official_lock import bundled_plugins_dir
 from tests.support.dockerd import DockerEngine
 
 FORGEAI = [sys.executable, "-m", "forgeai_ls.cli.main"]

@@ -92,7 +92,7 @@ def plugins(tmp_path: Path) -> PluginFactory:
 @pytest.fixture
 def copy_official(tmp_path: Path) -> Callable[[str], Path]:
     def copy(name: str) -> Path:
-        from forgeai_ls.plugins.official_lock import bundled_plugins_dir
+        from forgeai_ls.home import bundled_plugins_dir
 
         target = tmp_path / "bundled" / name
         shutil.copytree(bundled_plugins_dir() / name, target)

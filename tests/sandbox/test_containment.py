@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from forgeai_ls.sandbox import LimitKind
-from tests.conftest import run_code
+from tests.conftest import close_pools, run_code
 
 pytestmark = pytest.mark.sandbox
 
@@ -268,15 +268,17 @@ async def test_parent_environment_is_not_visible(monkeypatch: pytest.MonkeyPatch
 
 _LEAK_PROBE = """
 import asyncio, json, psutil
-from tests.conftest import run_code
+from tests.conftest import close_pools, run_code
 
 async def main():
     me = psutil.Process()
     await run_code("python", "print(1)")
+    close_pools()  # with FORGEAI_TEST_POOLS=1: idle warm slots are not leftovers
     before = (me.num_fds(), len(me.children(recursive=True)))
     for _ in range(5):
         await run_code("python", "print(1)")
         await run_code("python", "while True: pass", wall_timeout=0.3)
+    close_pools()
     after = (me.num_fds(), len(me.children(recursive=True)))
     zombies = [p.pid for p in me.children() if p.status() == psutil.STATUS_ZOMBIE]
     print(json.dumps({"before": before, "after": after, "zombies": zombies}))
@@ -330,6 +332,7 @@ async def test_hostile_runs_leave_no_state_on_the_host() -> None:
     await run_code("python", "import os\nwhile True: os.fork()", processes=8, wall_timeout=2)
     await run_code("c", "int main(void){return 0;}")
     await run_code("python", "x = bytearray(1 << 30)", memory_bytes=64 * MIB)
+    close_pools()  # with FORGEAI_TEST_POOLS=1: idle warm slots hold a work dir and a cgroup
     assert list(host.runtime_dir.iterdir()) == []
     if host.cgroups is not None:
         mine = f"run-{os.getpid()}-"

@@ -140,6 +140,7 @@ class PrivateDockerd:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=root,  # nothing a daemon leaves behind lands in the caller's directory
                 start_new_session=True,
             )
         daemon = cls(root=root, process=process)

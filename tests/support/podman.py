@@ -62,6 +62,7 @@ class PrivatePodman:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=root,  # conmon leaves files (an "oom" marker) in its working directory
                 start_new_session=True,
             )
         service = cls(root=root, process=process)

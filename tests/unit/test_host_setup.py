@@ -84,7 +84,8 @@ def test_delegated_v2_subtree_gets_per_run_limits(
 
 def test_official_lock_matches_the_bundled_plugins() -> None:
     """The shipped lock is current: re-run 'python -m forgeai_ls.plugins.official_lock'."""
-    from forgeai_ls.plugins.official_lock import OfficialLock, build_lock, bundled_plugins_dir
+    from forgeai_ls.home import bundled_plugins_dir
+    from forgeai_ls.plugins.official_lock import OfficialLock, build_lock
 
     assert build_lock(bundled_plugins_dir())["plugins"] == OfficialLock.load().plugins
 

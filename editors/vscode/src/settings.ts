@@ -7,6 +7,8 @@ export interface ExtensionSettings {
   backend: 'native' | 'docker';
   dockerHost: string | null;
   dockerPool: number;
+  pool: { size: number; sizes: Record<string, number>; idleTimeout: number; memoryBudgetMb: number };
+  compileCache: boolean;
   limits: { timeout: number | null; memoryMb: number | null; network: boolean };
   pluginDirs: string[];
   trust: { minimumLevel: 'official' | 'enterprise' | 'verified' | 'community'; allowUnsigned: boolean };
@@ -23,6 +25,13 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
     backend: get<'native' | 'docker'>('backend', 'native'),
     dockerHost: get<string | null>('dockerHost', null),
     dockerPool: get('dockerPool', 0),
+    pool: {
+      size: get('pool.size', 2),
+      sizes: get<Record<string, number>>('pool.sizes', {}),
+      idleTimeout: get('pool.idleTimeout', 300),
+      memoryBudgetMb: get('pool.memoryBudgetMb', 512),
+    },
+    compileCache: get('compileCache', true),
     limits: {
       timeout: get<number | null>('limits.timeout', null),
       memoryMb: get<number | null>('limits.memoryMb', null),
@@ -46,6 +55,8 @@ export function serverSettings(settings: ExtensionSettings): Record<string, unkn
     backend: settings.backend,
     ...(settings.dockerHost ? { dockerHost: settings.dockerHost } : {}),
     ...(settings.dockerPool ? { dockerPool: settings.dockerPool } : {}),
+    pool: settings.pool,
+    compileCache: settings.compileCache,
     limits,
     pluginDirs: settings.pluginDirs,
     trust: settings.trust,

@@ -38,13 +38,13 @@ def _selection_lens(uri: str, span: Span, line: int, title: str) -> Lens:
 
 
 def markdown_lenses(ls: ForgeAIServer, uri: str, text: str) -> list[Lens]:
-    catalog = ls.manager.catalog()
+    catalog = ls.lens_catalog()
     lenses = []
     for block in markdown_blocks(text):
-        entry = catalog.find(block.language)
-        if entry is not None:
+        found = catalog.find(block.language)
+        if found is not None:
             lenses.append(
-                _selection_lens(uri, block.code, block.fence_line, f"{TITLE} ({entry.spec.name})")
+                _selection_lens(uri, block.code, block.fence_line, f"{TITLE} ({found.name})")
             )
     return lenses
 
@@ -53,14 +53,14 @@ def compute_lenses(ls: ForgeAIServer, uri: str, document: TextDocument) -> list[
     """Lenses for one version of a document."""
     if document.language_id == "markdown" or uri.endswith((".md", ".markdown")):
         return markdown_lenses(ls, uri, document.source)
-    entry = ls.entry_for(document)
-    if entry is None:
+    found = ls.language_of(document)
+    if found is None:
         return []
     lenses = [_lens(0, TITLE, "forgeai.runFile", [uri])]
-    if entry.spec.cell_marker:
+    if found.cell_marker:
         lenses += [
             _selection_lens(uri, span, span.start - 1, f"{TITLE} (cell)")
-            for span in cells(document.source, entry.spec.cell_marker)
+            for span in cells(document.source, found.cell_marker)
         ]
     return lenses
 
@@ -74,7 +74,7 @@ def register(server: ForgeAIServer) -> None:
         """
         uri = params.text_document.uri
         document = ls.workspace.get_text_document(uri)
-        key = (document.version, id(ls.manager))  # a plugin reload makes a new manager
+        key = (document.version, id(ls.lens_catalog()))  # a plugin reload: a new catalog
         cached = ls.lens_cache.get(uri)
         if cached is not None and cached[0] == key:
             return cached[1]

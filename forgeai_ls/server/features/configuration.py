@@ -5,7 +5,6 @@ from __future__ import annotations
 from lsprotocol import types
 
 from forgeai_ls.server.server import ForgeAIServer
-from forgeai_ls.server.settings import parse_settings
 
 
 def register(server: ForgeAIServer) -> None:
@@ -14,6 +13,8 @@ def register(server: ForgeAIServer) -> None:
         ls: ForgeAIServer, params: types.DidChangeConfigurationParams
     ) -> None:
         """Apply new settings; invalid ones are shown and the defaults used."""
+        from forgeai_ls.server.settings import parse_settings  # pydantic: not at start-up
+
         settings, problem = parse_settings(params.settings)
         if problem:
             ls.window_show_message(
@@ -22,6 +23,7 @@ def register(server: ForgeAIServer) -> None:
                 )
             )
         plugins_changed = settings.loading_key() != ls.settings.loading_key()
+        ls.use_settings(params.settings)
         ls.settings = settings
         if plugins_changed:
             ls.report_blocked(ls.reload_plugins())

@@ -1,4 +1,5 @@
-"""textDocument/didChange and didClose: stale run diagnostics are cleared."""
+"""textDocument/didOpen, didChange and didClose: a document of a language with a warm start
+gets its warm sandboxes before the first run; stale run diagnostics are cleared."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from forgeai_ls.server.server import ForgeAIServer
 
 
 def register(server: ForgeAIServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: ForgeAIServer, params: types.DidOpenTextDocumentParams) -> None:
+        """Warm sandboxes for the document's language, started in the background."""
+        ls.prewarm(params.text_document.uri)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: ForgeAIServer, params: types.DidChangeTextDocumentParams) -> None:
         """The document changed: diagnostics of earlier runs no longer match it."""

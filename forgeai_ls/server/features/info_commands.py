@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgeai_ls.plugins.manager import BlockedPlugin
 from forgeai_ls.server.server import ForgeAIServer
+
+if TYPE_CHECKING:
+    from forgeai_ls.plugins.manager import BlockedPlugin
 
 
 def _languages(ls: ForgeAIServer) -> list[dict[str, Any]]:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from forgeai_ls.server.lenses import markdown_blocks
 from forgeai_ls.server.project_files import sibling_sources
-from forgeai_ls.server.runs import RunTarget
-from forgeai_ls.server.server import ForgeAIServer
-
-
-def _file_name(uri: str) -> str | None:
-    parsed = urlparse(uri)
-    name = PurePosixPath(unquote(parsed.path)).name
-    return name or None
+from forgeai_ls.server.server import ForgeAIServer, file_name_of
 
 
 def _text_in(lines: list[str], selection: types.Range) -> str:
@@ -39,24 +30,30 @@ def _text_in(lines: list[str], selection: types.Range) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _target(**fields: Any) -> Any:
+    from forgeai_ls.server.runs import RunTarget  # the run machinery loads with the plugins
+
+    return RunTarget(**fields)
+
+
 def register(server: ForgeAIServer) -> None:
     @server.command("forgeai.runFile")
     async def run_file(ls: ForgeAIServer, uri: str) -> dict[str, Any]:
         """Run the editor's current text of a document (unsaved edits included)."""
         document = ls.document(uri)
-        entry = ls.entry_for(document)
-        if entry is None:
+        found = ls.language_of(document, verified=True)
+        if found is None:
             raise JsonRpcInvalidParams(
                 message=f"no installed plugin runs {uri} (language '{document.language_id}')"
             )
-        executor, language = ls.executor(entry.spec.name)
+        executor, language = ls.executor(found.name)
         return await ls.runs.execute(
-            RunTarget(
+            _target(
                 uri=uri,
                 executor=executor,
                 language=language,
                 code=document.source,
-                file_name=_file_name(uri),
+                file_name=file_name_of(uri),
                 limits=ls.run_limits(executor, language),
                 line_count=len(document.lines),
                 extra_files=sibling_sources(uri),
@@ -83,15 +80,15 @@ def register(server: ForgeAIServer) -> None:
                     message="the range is not inside a fenced code block with a language"
                 )
         else:
-            entry = ls.entry_for(document)
-            if entry is None:
+            found = ls.language_of(document, verified=True)
+            if found is None:
                 raise JsonRpcInvalidParams(
                     message=f"no installed plugin runs {uri} (language '{document.language_id}')"
                 )
-            language_name = entry.spec.name
+            language_name = found.name
         executor, language = ls.executor(language_name)
         return await ls.runs.execute(
-            RunTarget(
+            _target(
                 uri=uri,
                 executor=executor,
                 language=language,

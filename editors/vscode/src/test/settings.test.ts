@@ -11,6 +11,8 @@ test('defaults map to the server defaults, without unset limits', () => {
   const settings = readSettings(getter({}));
   assert.deepEqual(serverSettings(settings), {
     backend: 'native',
+    pool: { size: 2, sizes: {}, idleTimeout: 300, memoryBudgetMb: 512 },
+    compileCache: true,
     limits: { network: false },
     pluginDirs: [],
     trust: { minimumLevel: 'community', allowUnsigned: false },
@@ -31,6 +33,19 @@ test('the docker backend and its engine are passed through', () => {
   assert.equal(server.backend, 'docker');
   assert.equal(server.dockerHost, 'unix:///run/podman/podman.sock');
   assert.equal(server.dockerPool, 2);
+});
+
+test('warm pools and the compile cache are passed through, with defaults', () => {
+  const defaults = serverSettings(readSettings(getter({}))) as { pool: { size: number; idleTimeout: number }; compileCache: boolean };
+  assert.equal(defaults.pool.size, 2);
+  assert.equal(defaults.pool.idleTimeout, 300);
+  assert.equal(defaults.compileCache, true);
+  const settings = readSettings(getter({ 'pool.size': 4, 'pool.sizes': { python: 6 }, 'pool.memoryBudgetMb': 256, compileCache: false }));
+  const server = serverSettings(settings) as { pool: { size: number; sizes: Record<string, number>; memoryBudgetMb: number }; compileCache: boolean };
+  assert.deepEqual(server.pool.sizes, { python: 6 });
+  assert.equal(server.pool.size, 4);
+  assert.equal(server.pool.memoryBudgetMb, 256);
+  assert.equal(server.compileCache, false);
 });
 
 test('server command: explicit path, then python -m, then PATH', () => {
