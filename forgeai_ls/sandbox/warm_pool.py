@@ -21,11 +21,13 @@ loop (a new ``asyncio.run``), the old slots are discarded first.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
 import select
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -129,10 +131,23 @@ class _KeyPool:
     fill: asyncio.Handle | None = None
 
 
+_OPEN_POOLS: weakref.WeakSet[WarmPools] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_pools() -> None:
+    """On a normal exit, idle slots go with their work dirs and cgroups (after a SIGKILL,
+    the slots die with ForgeAI and the next ForgeAI process sweeps what is left on disk)."""
+    for pools in list(_OPEN_POOLS):
+        with contextlib.suppress(Exception):
+            pools.close()
+
+
 class WarmPools:
     """Every key's pool, on one event loop."""
 
     def __init__(self, settings: PoolSettings) -> None:
+        _OPEN_POOLS.add(self)
         self.settings = settings
         self._pools: dict[str, _KeyPool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -204,3 +207,39 @@ async def test_closing_the_pools_leaves_no_process_or_descriptor() -> None:
     await asyncio.sleep(0.1)
     assert me.num_fds() == fds_before
     assert {child.pid for child in me.children(recursive=True)} <= children_before
+
+
+_EXIT_PROBE = """
+import asyncio, os
+from forgeai_ls.sandbox import NativeBackend
+from forgeai_ls.sandbox.warm_pool import PoolSettings
+from tests.sandbox.test_warm_pool import request_for
+
+async def main():
+    backend = NativeBackend(pools=PoolSettings(size=1))
+    request = request_for("python", "print(1)")
+    backend.prewarm(request)
+    assert await backend.wait_warm(request) == 1
+    print(os.getpid(), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_normal_exit_leaves_no_warm_slot_behind() -> None:
+    """A process that exits without closing its pools still takes its slots' work dirs and
+    cgroups with it."""
+    from forgeai_ls.sandbox.host import detect_native_host
+
+    host = detect_native_host()
+    root = Path(__file__).resolve().parents[2]
+    probe = subprocess.run(
+        [sys.executable, "-c", _EXIT_PROBE], cwd=root, capture_output=True, timeout=60
+    )
+    assert probe.returncode == 0, probe.stderr.decode()
+    pid = probe.stdout.decode().split()[-1]
+    left = [p.name for p in host.runtime_dir.iterdir() if p.name.startswith(f"exec-{pid}-")]
+    if host.cgroups is not None:
+        bases = (host.cgroups.memory_base, host.cgroups.pids_base)
+        left += [p.name for b in bases for p in b.iterdir() if p.name.startswith(f"run-{pid}-")]
+    assert left == []
