@@ -159,7 +159,7 @@ async def main(runs: int, endurance_runs: int) -> dict[str, object]:
         if python.startswith("/usr/"):  # the floor needs an interpreter visible under /usr
             figures[f"bwrap_floor[{label}]"] = bwrap_floor(python, runs)
     figures["warm_run"] = await speed.warm_run(runs)
-    figures["server_run_selection"] = await server.run_selection_latency()
+    figures["server_run_selection"] = server.run_selection_latency()
     figures["server_code_lens_10k_markdown"] = server.code_lens_server_latency()
     figures["server_start_50_plugins"] = speed.server_start()
     figures["throughput_200_runs_8_callers"] = await speed.throughput()

@@ -120,6 +120,18 @@ class RunCgroup:
         name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
         return _read_int(self.memory_dir / name)
 
+    def try_remove(self) -> bool:
+        """One attempt, no waiting; True when the groups are gone."""
+        gone = True
+        for directory in dict.fromkeys((self.memory_dir, self.pids_dir)):
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                gone = False
+        return gone
+
     def remove(self) -> None:
         for directory in dict.fromkeys((self.memory_dir, self.pids_dir)):
             _remove_dir(directory)

@@ -385,8 +385,10 @@ async def _step_events(launched: _Launched, step: StepName, limits: ResourceLimi
         stats = cgroup.stats() if cgroup is not None else None
     finally:
         process.close_if_unstarted()
-        if cgroup is not None:
-            cgroup.remove()
+        if cgroup is not None and not cgroup.try_remove():
+            # Killed processes can keep a group busy for a few milliseconds: the result
+            # does not wait for that (the removal finishes in a worker thread).
+            asyncio.get_running_loop().run_in_executor(None, cgroup.remove)
     assert process.outcome is not None
     yield StepFinished(_step_result(step, limits, process.outcome, stats))
 

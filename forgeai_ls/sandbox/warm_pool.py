@@ -44,6 +44,8 @@ ESTIMATED_SLOT_BYTES = {"python": 12 * MIB, "node": 48 * MIB, "shell": 2 * MIB}
 """Memory of an idle slot where no cgroup measures it (measured here: see benchmarks)."""
 USE_WINDOW_SECONDS = 60.0
 REFILL_DELAY_SECONDS = 0.05
+"""A taken slot's replacement starts this much later (or when its run ends, if sooner)."""
+AFTER_RUN_REFILL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,8 @@ class WarmPools:
         pool = self._pools.get(recipe.key)
         if pool is not None:
             pool.active = max(0, pool.active - 1)
-            self._schedule_fill(pool)
+            # Soon, not at once: the caller still has the result to deliver.
+            self._schedule_fill(pool, AFTER_RUN_REFILL_SECONDS)
 
     def prewarm(self, recipe: WarmRecipe) -> None:
         """Start the key's pool (at least one slot) before its first run."""
@@ -251,8 +254,13 @@ class WarmPools:
             return
         assert self._loop is not None
         if pool.fill is not None:
-            due_now = not isinstance(pool.fill, asyncio.TimerHandle)
-            if delay > 0 or due_now:
+            assert self._loop is not None
+            due = (
+                pool.fill.when()
+                if isinstance(pool.fill, asyncio.TimerHandle)
+                else self._loop.time()
+            )
+            if due <= self._loop.time() + delay:
                 return  # one is already due as soon or sooner
             pool.fill.cancel()
         if delay > 0:
