@@ -198,6 +198,11 @@ def code_lens_server_latency(requests: int = 30) -> dict[str, float]:
             {"textDocument": {"uri": uri, "languageId": "markdown", "version": 1, "text": text}},
             request=False,
         )
+        # Steady state: the plugins, verified in the background after start, are loaded.
+        listed = connection.send(
+            "workspace/executeCommand", {"command": "forgeai.listLanguages", "arguments": []}
+        )
+        connection.read_response(listed or 0)
         edited, repeated, size = [], [], 0
         for index in range(requests + 2):
             text += "\n"
