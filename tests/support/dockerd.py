@@ -52,6 +52,67 @@ def _unmount_below(root: Path) -> bool:
     return not _mount_points_below(root)
 
 
+def log_tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:])
+
+
+def spawn_service(
+    command: list[str], root: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start an engine daemon in its own session, logging to ``log``, without the caller's
+    DOCKER_HOST, with system paths on PATH and ``root`` as its working directory (nothing a
+    daemon leaves behind, such as conmon's "oom" marker, lands in the caller's directory)."""
+    environment = {
+        **os.environ,
+        "PATH": f"{os.environ.get('PATH', '')}:{SYSTEM_PATH}",
+        **(env or {}),
+    }
+    environment.pop("DOCKER_HOST", None)
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=root,
+            start_new_session=True,
+        )
+
+
+def wait_for_api(
+    process: subprocess.Popen[bytes],
+    host: str,
+    socket: Path,
+    log: Path,
+    error: type[RuntimeError],
+) -> None:
+    """Wait until the daemon's Docker API answers a ping; raise ``error`` (with the end of
+    its log) when it exits or does not answer within START_TIMEOUT."""
+    name = Path(str(process.args[0])).name  # type: ignore[index]  # args is the command list
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            process.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            raise error(f"{name} exited with status {process.returncode}: {log_tail(log)}")
+        if socket.exists():
+            client = docker.DockerClient(base_url=host, version="auto", timeout=10)
+            try:
+                with contextlib.suppress(docker.errors.DockerException):
+                    if client.ping():
+                        return
+            finally:
+                client.close()
+    raise error(f"{name} did not answer within {START_TIMEOUT:.0f} s: {log_tail(log)}")
+
+
 def _remove(root: Path) -> None:
     # Never delete through a mount point: it could be a container's bind mount of a host path.
     if _unmount_below(root):
@@ -131,55 +192,14 @@ class PrivateDockerd:
             "--bridge=none",
             "--storage-driver=overlay2",
         ]
-        env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{SYSTEM_PATH}"}
-        env.pop("DOCKER_HOST", None)
-        with open(root / "dockerd.log", "wb") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=root,  # nothing a daemon leaves behind lands in the caller's directory
-                start_new_session=True,
-            )
+        process = spawn_service(command, root, root / "dockerd.log")
         daemon = cls(root=root, process=process)
         try:
-            daemon._wait_until_ready()
+            wait_for_api(process, daemon.host, root / "d.sock", daemon.log_path, DockerdStartError)
         except DockerdStartError:
             daemon.stop()
             raise
         return daemon
-
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        socket = self.root / "d.sock"
-        while time.monotonic() < deadline:
-            try:
-                self.process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                pass
-            else:
-                raise DockerdStartError(
-                    f"dockerd exited with status {self.process.returncode}: {self.log_tail()}"
-                )
-            if socket.exists():
-                client = docker.DockerClient(base_url=self.host, version="auto", timeout=10)
-                with contextlib.suppress(docker.errors.DockerException):
-                    if client.ping():
-                        client.close()
-                        return
-                client.close()
-        raise DockerdStartError(
-            f"dockerd did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}"
-        )
-
-    def log_tail(self, lines: int = 6) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return " | ".join(text[-lines:])
 
     def stop(self) -> None:
         """SIGTERM (dockerd stops its containers and containerd), wait, then clean up."""
