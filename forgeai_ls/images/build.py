@@ -388,17 +388,21 @@ def build_plugin_image(
         )
     labels = _labels(plugin, rootfs)
     previous = _find_image(client, tag)
-    if previous is not None and not force and labels.items() <= (previous.labels or {}).items():
+
+    def result(image: Any, up_to_date: bool) -> ImageBuildResult:
         return ImageBuildResult(
             plugin=name,
             version=plugin.manifest.version,
             tag=tag,
-            image_id=str(previous.id),
-            size_bytes=int(previous.attrs.get("Size") or 0),
+            image_id=str(image.id),
+            size_bytes=int(image.attrs.get("Size") or 0),
             seconds=round(time.perf_counter() - started, 3),
-            up_to_date=True,
+            up_to_date=up_to_date,
             rootfs=rootfs,
         )
+
+    if previous is not None and not force and labels.items() <= (previous.labels or {}).items():
+        return result(previous, up_to_date=True)
 
     say(f"building {tag}")
     context = ContextStream(files.contents, rootfs.path if rootfs else None)
@@ -431,16 +435,7 @@ def build_plugin_image(
         context.close()
     if previous is not None and previous.id != image.id:
         _remove_untagged(client, str(previous.id))
-    return ImageBuildResult(
-        plugin=name,
-        version=plugin.manifest.version,
-        tag=tag,
-        image_id=str(image.id),
-        size_bytes=int(image.attrs.get("Size") or 0),
-        seconds=round(time.perf_counter() - started, 3),
-        up_to_date=False,
-        rootfs=rootfs,
-    )
+    return result(image, up_to_date=False)
 
 
 def _remove_untagged(client: docker.DockerClient, image_id: str) -> None:

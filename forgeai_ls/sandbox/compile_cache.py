@@ -126,6 +126,7 @@ class CompileCache:
             (staging / "stderr").write_bytes(result.stderr)
             meta = result.model_dump(mode="json", exclude={"stdout", "stderr", "cached"})
             (staging / "result.json").write_text(json.dumps(meta))
+            (staging / "size").write_text(str(size))  # read when trimming, never re-walked
             entry.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, entry)
         except OSError as exc:
@@ -156,7 +157,10 @@ class CompileCache:
             if not shard.is_dir() or shard.name.startswith("."):
                 continue
             for entry in shard.iterdir():
-                size = _tree_bytes(entry) or 0
+                try:
+                    size = int((entry / "size").read_text())
+                except (OSError, ValueError):
+                    size = _tree_bytes(entry) or 0
                 entries.append((entry.stat().st_mtime, size, entry))
                 total += size
         for _, size, entry in sorted(entries, key=lambda item: item[0]):

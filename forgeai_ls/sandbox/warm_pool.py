@@ -208,9 +208,8 @@ class WarmPools:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
 
-    def idle_slots(self, key: str | None = None) -> list[WarmSlot]:
-        pools = [self._pools[key]] if key in self._pools else [] if key else self._pools.values()
-        return [slot for pool in pools for slot in pool.slots]
+    def idle_slots(self) -> list[WarmSlot]:
+        return [slot for pool in self._pools.values() for slot in pool.slots]
 
     def close(self) -> None:
         """Discard every idle slot (runs in progress finish normally)."""

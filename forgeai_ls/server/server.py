@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
@@ -207,7 +207,7 @@ class ForgeAIServer(LanguageServer):
         cached, self._cached_catalog = self._cached_catalog, None
         return cached is not None and cached != self.lens_catalog()
 
-    def _catalog_path(self) -> Any:
+    def _catalog_path(self) -> Path:
         return forgeai_home() / "cache" / "lens-catalog.json"
 
     def _stamp(self) -> str:
@@ -280,10 +280,8 @@ class ForgeAIServer(LanguageServer):
             return
         try:
             executor, name = self.executor(language.name)
-        except JsonRpcInvalidParams:
-            return
-        except Exception:
-            return
+        except JsonRpcException:
+            return  # a blocked plugin: reported when the user runs it
         request = executor.language(name).build_request(
             "", file_name=file_name_of(uri), limits=self.run_limits(executor, name)
         )
