@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -181,3 +182,18 @@ async def test_opening_a_document_warms_its_sandbox(tmp_path: Path, size: int) -
             )
         )
         assert result["stdout"] == "1\n"
+
+
+def test_the_server_starts_without_the_heavy_layers() -> None:
+    """Creating the server (what happens before the first lens) imports neither pydantic nor
+    the plugin, sandbox, signing or docker layers: they load in the background later."""
+    probe = (
+        "import sys\nfrom forgeai_ls.server.server import create_server\ncreate_server()\n"
+        "heavy = ('pydantic', 'yaml', 'cryptography', 'docker', 'forgeai_ls.sandbox', "
+        "'forgeai_ls.plugins.manager', 'forgeai_ls.plugins.signing')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
