@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -57,14 +58,25 @@ def open_document(client: LanguageClient, uri: str, language: str, text: str) ->
     )
 
 
-def run_selection_latency(runs: int = 40) -> dict[str, float]:
+def run_selection_latency(
+    runs: int = 40, *, pause: float | None = None, path_first: str | None = None
+) -> dict[str, float]:
     """executeCommand forgeai.runSelection of print(1) until the forgeai/runFinished
     notification is read, over the server's raw stdio (as an editor that parses JSON
     natively sees it; a Python LSP client would add its own parsing to every message).
-    Also from the same request until the response itself."""
-    connection = RawConnection()
+    Also from the same request until the response itself.
+
+    Spaced like a user's clicks (``pause``, default 100 ms, between runs, a bare start
+    measured after each), or with ``pause=0`` back to back as an agent or a test loop sends
+    them (the bare starts are then measured after the whole batch, not in between).
+    ``path_first``: a directory put first on the server's PATH (which python3 runs)."""
+    pause = _PAUSE_SECONDS if pause is None else pause
+    env = dict(os.environ)
+    if path_first:
+        env["PATH"] = f"{path_first}:{env.get('PATH', '')}"
+    connection = RawConnection(env=env)
     uri = "file:///tmp/forgeai-bench/sel.py"
-    python = ToolchainResolver().resolve("python3").executable
+    python = ToolchainResolver(env).resolve("python3").executable
     selection = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 8}}
     finished_ms: list[float] = []
     response_ms: list[float] = []
@@ -90,14 +102,18 @@ def run_selection_latency(runs: int = 40) -> dict[str, float]:
             answered_at = time.perf_counter()
             result = json.loads(body)["result"]
             assert result["stdout"] == "1\n" and b'"exitCode": 0' in finished, body
-            bare = _bare_ms(python)
-            if index >= 3:  # warm-up: the plugins load, the sandbox is probed, pools fill
-                finished_ms.append((finished_at - start) * 1000)
-                response_ms.append((answered_at - start) * 1000)
-                bare_ms.append(bare)
-            time.sleep(_PAUSE_SECONDS)
+            if index < 3:  # warm-up: the plugins load, the sandbox is probed, pools fill
+                time.sleep(max(pause, _PAUSE_SECONDS))
+                continue
+            finished_ms.append((finished_at - start) * 1000)
+            response_ms.append((answered_at - start) * 1000)
+            if pause:
+                bare_ms.append(_bare_ms(python))
+                time.sleep(pause)
     finally:
         connection.close()
+    if not pause:
+        bare_ms = [_bare_ms(python) for _ in range(runs)]
     return {
         "p50_ms": statistics.median(finished_ms),
         "p95_ms": _percentile(finished_ms, 0.95),

@@ -54,6 +54,12 @@ class StdinSourceError(ForgeAIError):
     CODE = "FORGEAI-E104"
 
 
+class MissingExtraError(ForgeAIError):
+    """The command needs an optional part of ForgeAI (an extra) that is not installed."""
+
+    CODE = "FORGEAI-E105"
+
+
 class SandboxUnavailableError(ForgeAIError):
     """No sandbox can be started on this machine (bubblewrap missing or unusable)."""
 
@@ -76,6 +82,24 @@ class LimitsError(ForgeAIError):
     """Resource limits are out of range or inconsistent."""
 
     CODE = "FORGEAI-E113"
+
+
+class SandboxCapacityError(SandboxUnavailableError):
+    """Every sandbox user id is taken by runs in progress (as root, each run has its own)."""
+
+    CODE = "FORGEAI-E114"
+
+
+class DaemonEndedError(ForgeAIError):
+    """The ForgeAI daemon running a ``forgeai run`` ended before the run did."""
+
+    CODE = "FORGEAI-E115"
+
+
+class DaemonStartError(ForgeAIError):
+    """``forgeai daemon start`` could not start the daemon (or it is turned off)."""
+
+    CODE = "FORGEAI-E116"
 
 
 class DockerUnavailableError(SandboxUnavailableError):

@@ -19,6 +19,11 @@ from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
 from forgeai_ls.sandbox import ExecutionResult, NativeBackend
 from forgeai_ls.sandbox.warm_pool import PoolSettings
 
+# `forgeai run` in tests runs in-process unless a test starts the daemon itself
+# (tests/cli/test_run_command.py runs everything both ways; tests/cli/test_daemon.py): a
+# daemon per test environment would outlive the test.
+os.environ.setdefault("FORGEAI_DAEMON", "0")
+
 POOLS = os.environ.get("FORGEAI_TEST_POOLS") == "1"
 _BACKEND = NativeBackend(pools=PoolSettings(size=1) if POOLS else None)
 _MANAGER = PluginManager(

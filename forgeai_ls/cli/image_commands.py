@@ -10,10 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forgeai_ls.cli.report import print_json
-from forgeai_ls.images.build import build_plugin_image, image_status, resolve_plugin
-from forgeai_ls.plugins.manager import PluginManager
-from forgeai_ls.sandbox import NativeBackend
-from forgeai_ls.sandbox.docker_engine import docker_client
+from forgeai_ls.extras import require_extra
 
 image_app = typer.Typer(
     help="Build and list plugins' container images (built offline, never pulled).",
@@ -47,6 +44,10 @@ def build(
     as_json: JsonFlag = False,
 ) -> int:
     """Verify the plugin, make its root filesystem from this host's packages, build its image."""
+    require_extra("docker")
+    from forgeai_ls.images.build import build_plugin_image, resolve_plugin
+    from forgeai_ls.sandbox.docker_engine import docker_client
+
     verified = resolve_plugin(plugin)
     client = docker_client(docker_host)
 
@@ -69,6 +70,12 @@ def build(
 @image_app.command("list")
 def list_images(docker_host: DockerHost = None, as_json: JsonFlag = False) -> int:
     """Each loaded plugin's container image and whether the engine has it."""
+    require_extra("docker")
+    from forgeai_ls.images.build import image_status
+    from forgeai_ls.plugins.manager import PluginManager
+    from forgeai_ls.sandbox import NativeBackend
+    from forgeai_ls.sandbox.docker_engine import docker_client
+
     manager = PluginManager(NativeBackend())
     blocked = manager.load_all()
     client = docker_client(docker_host)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -11,8 +13,14 @@ from forgeai_ls.cli.report import print_json
 from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.sandbox import NativeBackend
 
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
-def languages_command(as_json: bool) -> int:
+
+@app.command("languages")
+def languages_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """List the languages ForgeAI can run, with aliases, extensions and plugin."""
     manager = PluginManager(NativeBackend())
     blocked = manager.load_all()
     plugins = {p.name: p for p in manager.plugins()}

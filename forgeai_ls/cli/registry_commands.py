@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
-import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from forgeai_ls.cli.report import print_json
-from forgeai_ls.errors import KeyStoreError, RegistryServerError
+from forgeai_ls.errors import KeyStoreError
+from forgeai_ls.extras import require_extra
 from forgeai_ls.home import forgeai_home
 from forgeai_ls.plugins.signing import key_id
 from forgeai_ls.plugins.trust import load_public_key_text
-from forgeai_ls.registry.app import create_app
-from forgeai_ls.registry.service import RegistryService
 from forgeai_ls.registry.storage import DATABASE_NAME, SQLiteMetadataStore
 from forgeai_ls.registry.tokens import create_token
 
@@ -30,8 +23,6 @@ registry_app = typer.Typer(
 )
 token_app = typer.Typer(help="Publisher tokens.", no_args_is_help=True)
 registry_app.add_typer(token_app, name="token")
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 DataOption = Annotated[
     Path | None,
@@ -51,49 +42,6 @@ def data_directory(explicit: Path | None) -> Path:
     return Path(configured) if configured else forgeai_home() / "registry"
 
 
-class _AnnouncingServer(uvicorn.Server):
-    """Prints where it serves once it accepts connections; SIGTERM and SIGINT stop it
-    gracefully and the command then exits 0 (uvicorn would re-raise the signal)."""
-
-    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
-        super().__init__(config)
-        self.announcement = announcement
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            sys.stderr.write(self.announcement + "\n")
-            sys.stderr.flush()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # proto must be IPPROTO_TCP: asyncio only disables Nagle (TCP_NODELAY) on accepted
-        # sockets that say so, and without it every keep-alive answer waits ~40 ms for the
-        # client's delayed ACK.
-        listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(2048)
-    except OSError as exc:
-        raise RegistryServerError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="choose another --port (0 picks a free one) or --host",
-        ) from None
-    listener.set_inheritable(True)
-    return listener
-
-
 @registry_app.command("serve")
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
@@ -109,24 +57,11 @@ def serve(
     ] = None,
 ) -> int:
     """Serve the registry API until SIGTERM or Ctrl-C."""
-    directory = data_directory(data)
+    require_extra("registry")
+    from forgeai_ls.registry.serving import serve_registry
+
     limits = {} if max_archive_mb is None else {"max_archive_bytes": max_archive_mb << 20}
-    service = RegistryService.embedded(directory, **limits)
-    try:
-        listener = _listen(host, port)
-        bound_port = listener.getsockname()[1]
-        shown_host = f"[{host}]" if ":" in host else host
-        config = uvicorn.Config(
-            create_app(service), log_level="warning", access_log=False, lifespan="off"
-        )
-        server = _AnnouncingServer(
-            config,
-            f"forgeai registry: serving http://{shown_host}:{bound_port} (data {directory})",
-        )
-        with listener:
-            asyncio.run(server.serve(sockets=[listener]))
-    finally:
-        service.close()
+    serve_registry(host, port, data_directory(data), **limits)
     return 0
 
 

@@ -1,24 +1,21 @@
-"""``forgeai run``: one program, in the sandbox, output streamed live."""
+"""``forgeai run``: its options. The run itself is ``run_execution`` (in this process) or the
+user's daemon (``daemon``), both through ``run_execution.execute``."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from forgeai_ls.backend_factory import native_backend
-from forgeai_ls.cli.report import exit_status, print_json, result_json, status_line
-from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
-from forgeai_ls.errors import StdinSourceError, UsageError
-from forgeai_ls.plugins.bridge import PluginExecutor
-from forgeai_ls.plugins.executor import StdinInput
-from forgeai_ls.plugins.manager import PluginManager
-from forgeai_ls.plugins.source import check_source_text, read_source_file
-from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
-from forgeai_ls.sandbox.docker_backend import DockerBackend
+import typer
 
-MIB = 1024 * 1024
+
+class Backend(StrEnum):
+    NATIVE = "native"
+    DOCKER = "docker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,106 +31,89 @@ class RunOptions:
     as_json: bool
     compile_cache: bool = True
 
-
-def _stdin_input(option: str | None) -> StdinInput:
-    """``--stdin FILE`` as bytes; otherwise this process's stdin, forwarded as it arrives."""
-    if option is not None and option != "-":
-        path = Path(option)
-        try:
-            if path.is_dir():
-                raise StdinSourceError(f"--stdin {option} is a directory, not a file")
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise StdinSourceError(f"--stdin {option}: no such file") from None
-        except OSError as exc:
-            raise StdinSourceError(f"--stdin {option}: cannot be read ({exc.strerror})") from exc
-    try:
-        fd = sys.stdin.fileno()
-    except (OSError, ValueError, AttributeError):
-        return None
-    return read_fd_chunks(fd) if forwardable(fd) else None
+    def relative_to(self, directory: Path) -> RunOptions:
+        """The options with relative paths taken from ``directory`` (a client's cwd)."""
+        stdin = self.stdin
+        if stdin is not None and stdin != "-":
+            stdin = str(directory / stdin)
+        file = directory / self.file if self.file is not None else None
+        return dataclasses.replace(self, file=file, stdin=stdin)
 
 
-def _limits(defaults: ResourceLimits, options: RunOptions) -> ResourceLimits:
-    return defaults.with_overrides(
-        wall_timeout=options.timeout,
-        memory_bytes=options.memory_mb * MIB if options.memory_mb is not None else None,
-        network=options.network or None,
+Runner = Callable[[RunOptions], int]
+"""What runs the parsed options; ``typer.Context.obj`` may name another (the daemon's)."""
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Argument(help="Source file to run.", show_default=False)
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language", "-l", help="Language name or alias (default: from the file extension)."
+        ),
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option("--code", "-c", help="Code to run instead of a file.")
+    ] = None,
+    stdin: Annotated[
+        str | None,
+        typer.Option(
+            "--stdin", help="File fed to the program's stdin ('-' for this terminal's stdin)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.001, max=3600, help="Wall-clock limit in seconds (default 10)."
+        ),
+    ] = None,
+    memory: Annotated[
+        int | None,
+        typer.Option(
+            "--memory", min=16, max=1024 * 1024, help="Memory limit in MiB (default 512)."
+        ),
+    ] = None,
+    network: Annotated[bool, typer.Option("--network", help="Allow network access.")] = False,
+    backend: Annotated[
+        Backend, typer.Option("--backend", help="Sandbox backend.")
+    ] = Backend.NATIVE,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object, no streaming.")
+    ] = False,
+    compile_cache: Annotated[
+        bool,
+        typer.Option(
+            "--compile-cache/--no-compile-cache",
+            help="Reuse the output of an identical earlier compile (native backend).",
+        ),
+    ] = True,
+) -> int:
+    """Run FILE (or -l LANG -c CODE) in the sandbox, streaming its output.
+
+    Exit status: the program's own; 124 when the wall-clock limit stopped it;
+    125 when ForgeAI itself failed.
+    """
+    options = RunOptions(
+        file=file,
+        language=language,
+        code=code,
+        stdin=stdin,
+        timeout=timeout,
+        memory_mb=memory,
+        network=network,
+        backend=Backend(backend).value,
+        as_json=as_json,
+        compile_cache=compile_cache,
     )
+    if callable(ctx.obj):
+        runner: Runner = ctx.obj
+        return runner(options)
+    from forgeai_ls.cli.run_execution import run_here
 
-
-def _select(
-    options: RunOptions, manager: PluginManager
-) -> tuple[str, str | None, PluginExecutor, str]:
-    """(code, file name, executor, language) from the options."""
-    if options.code is not None:
-        if options.file is not None:
-            raise UsageError("give either a FILE or -l LANG -c CODE, not both")
-        if options.language is None:
-            raise UsageError("-c CODE needs -l LANG to say which language it is")
-        code = check_source_text(options.code.encode(), "the -c code")
-        executor, language = manager.get_executor(options.language)
-        return code, None, executor, language
-    if options.file is None:
-        raise UsageError("nothing to run: give a FILE or -l LANG -c CODE")
-    code = read_source_file(options.file)  # a missing file or a directory is the first problem
-    executor, language = (
-        manager.get_executor(options.language)
-        if options.language
-        else manager.executor_for_file(options.file)
-    )
-    return code, options.file.name, executor, language
-
-
-async def _run(
-    executor: PluginExecutor,
-    language: str,
-    code: str,
-    file_name: str | None,
-    limits: ResourceLimits,
-    stdin: StdinInput,
-    as_json: bool,
-) -> tuple[int, dict[str, object] | None]:
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    events = executor.stream(language, code, file_name=file_name, limits=limits, stdin=stdin)
-    async for event in events:
-        if isinstance(event, OutputChunk) and not as_json:
-            target = out if event.stream == "stdout" else err
-            target.write(event.data)
-            target.flush()
-        elif isinstance(event, ExecutionFinished):
-            result = event.result
-            if as_json:
-                return exit_status(result), result_json(
-                    result, language=language, plugin=executor.name, backend=executor.backend.name
-                )
-            line = status_line(result, limits)
-            if line:
-                err.write(f"{line}\n".encode())
-                err.flush()
-            return exit_status(result), None
-    raise RuntimeError("the sandbox ended without a result")
-
-
-def run_command(options: RunOptions) -> int:
-    backend: NativeBackend | DockerBackend
-    if options.backend == "docker":
-        backend = DockerBackend()
-    else:
-        backend = native_backend(compile_cache=options.compile_cache)
-    manager = PluginManager(backend)
-    manager.load_all()
-    code, file_name, executor, language = _select(options, manager)
-    # Fail early, before reading stdin, when no sandbox can run here.
-    if isinstance(backend, DockerBackend):
-        backend.engine()
-    else:
-        backend.host()
-    limits = _limits(executor.language(language).run_limits(), options)
-    stdin = _stdin_input(options.stdin)
-    status, document = asyncio.run(
-        _run(executor, language, code, file_name, limits, stdin, options.as_json)
-    )
-    if document is not None:
-        print_json(document)
-    return status
+    return run_here(options)

@@ -1,9 +1,9 @@
 """The official plugins bundled with ForgeAI, verified by digests shipped inside the package.
 
 Bundled plugins are not signed with a private key (none may live in the repository); instead
-``official.lock.json`` in this package records the sha256 of every file of every bundled
-plugin. A bundled folder whose files differ from the lock is refused like a tampered signed
-plugin. Regenerate the lock after changing a bundled plugin::
+``official.lock.json`` beside them (in ``forgeai_ls/official_plugins/``) records the sha256 of
+every file of every bundled plugin. A bundled folder whose files differ from the lock is
+refused like a tampered signed plugin. Regenerate the lock after changing a bundled plugin::
 
     python -m forgeai_ls.plugins.official_lock
 """
@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forgeai_ls.errors import IntegrityError
-from forgeai_ls.home import OFFICIAL_LOCK_PATH, bundled_plugins_dir
+from forgeai_ls.home import bundled_plugins_dir, official_lock_path
 from forgeai_ls.plugins.manifest import read_manifest
 from forgeai_ls.plugins.signing import PluginFiles, read_plugin_files
 
-LOCK_PATH = OFFICIAL_LOCK_PATH
 LOCK_FORMAT = "forgeai-official-lock/1"
 
 
@@ -29,9 +28,9 @@ class OfficialLock:
     plugins: dict[str, dict[str, object]]
 
     @classmethod
-    def load(cls, path: Path = LOCK_PATH) -> OfficialLock:
+    def load(cls, path: Path | None = None) -> OfficialLock:
         try:
-            document = json.loads(path.read_text())
+            document = json.loads((path or official_lock_path()).read_text())
         except (OSError, ValueError):
             return cls(plugins={})  # no lock: no bundled plugin verifies
         if document.get("format") != LOCK_FORMAT:
@@ -82,8 +81,9 @@ def build_lock(plugins_dir: Path) -> dict[str, object]:
 
 def main() -> int:
     lock = build_lock(bundled_plugins_dir())
-    LOCK_PATH.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-    sys.stdout.write(f"locked {len(lock['plugins'])} official plugins in {LOCK_PATH}\n")  # type: ignore[arg-type]
+    path = official_lock_path()
+    path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(f"locked {len(lock['plugins'])} official plugins in {path}\n")  # type: ignore[arg-type]
     return 0
 
 

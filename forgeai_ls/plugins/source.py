@@ -1,13 +1,18 @@
-"""Reading a program from disk, refusing what cannot be a program's source."""
+"""Reading a program from disk, refusing what cannot be a program's source, and the files
+beside it that a run of it sees."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 from forgeai_ls.errors import SourceError
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_SIBLING_FILES = 100
+MAX_SIBLING_FILE_BYTES = 1024 * 1024
+MAX_SIBLING_TOTAL_BYTES = 4 * 1024 * 1024
 
 
 def check_source_text(data: bytes, what: str) -> str:
@@ -52,3 +57,40 @@ def read_source_file(path: Path) -> str:
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror})") from exc
     return check_source_text(data, str(path))
+
+
+def sibling_sources(path: Path) -> dict[str, bytes]:
+    """The files beside a program file that a run of it sees, so that it can import them.
+
+    The one rule for the CLI and the language server: files with the same extension as the
+    program, directly in its directory; never the program itself (its text comes from the
+    caller: the file, or the editor's unsaved text), never links or other non-regular files;
+    at most ``MAX_SIBLING_FILES`` files, each at most ``MAX_SIBLING_FILE_BYTES`` and together
+    at most ``MAX_SIBLING_TOTAL_BYTES`` (the first files by name win). They are copied into
+    the sandbox's work directory; the project folder itself is never mounted.
+    """
+    if not path.suffix:
+        return {}
+    try:
+        entries = sorted(os.scandir(path.parent), key=lambda e: e.name)
+    except OSError:
+        return {}
+    found: dict[str, bytes] = {}
+    total = 0
+    for entry in entries:
+        if entry.name == path.name or not entry.name.endswith(path.suffix):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SIBLING_FILE_BYTES:
+            continue
+        if len(found) >= MAX_SIBLING_FILES or total + info.st_size > MAX_SIBLING_TOTAL_BYTES:
+            break
+        try:
+            found[entry.name] = Path(entry.path).read_bytes()
+        except OSError:
+            continue
+        total += info.st_size
+    return found

@@ -6,12 +6,12 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from forgeai_ls.errors import SandboxUnavailableError
+from forgeai_ls.runtime_dir import NotPrivateError, private_dir, runtime_base
 from forgeai_ls.sandbox import linux
 from forgeai_ls.sandbox.cgroups import CgroupManager, detect_cgroups
 from forgeai_ls.sandbox.etc_tree import build_etc_tree
@@ -62,26 +62,25 @@ def _find_bwrap() -> str:
     return candidate
 
 
+def _not_ours(path: Path) -> SandboxUnavailableError:
+    return SandboxUnavailableError(
+        f"{path} is not a directory owned by this user; refusing to use it for sandboxes",
+        hint=f"remove {path}, or set XDG_RUNTIME_DIR to a private directory",
+    )
+
+
 def _private_dir(path: Path, mode: int) -> Path:
-    """Create ``path`` or check that the existing one is ours (not another user's, no link)."""
-    path.mkdir(parents=True, exist_ok=True)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise SandboxUnavailableError(
-            f"{path} is not a directory owned by this user; refusing to use it for sandboxes",
-            hint=f"remove {path}, or set XDG_RUNTIME_DIR to a private directory",
-        )
-    path.chmod(mode)
-    return path
+    try:
+        return Path(private_dir(str(path), mode))
+    except NotPrivateError as exc:
+        raise _not_ours(Path(exc.path)) from None
 
 
-def _runtime_base(is_root: bool) -> Path:
-    if is_root:
-        return _private_dir(Path("/run/forgeai"), 0o711)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.access(xdg, os.W_OK):
-        return _private_dir(Path(xdg) / "forgeai", 0o700)
-    return _private_dir(Path(tempfile.gettempdir()) / f"forgeai-{os.getuid()}", 0o700)
+def _runtime_base() -> Path:
+    try:
+        return Path(runtime_base())
+    except NotPrivateError as exc:
+        raise _not_ours(Path(exc.path)) from None
 
 
 @cache
@@ -89,7 +88,7 @@ def detect_native_host() -> NativeHost:
     """Inspect the machine once; raises SandboxUnavailableError when no sandbox can run."""
     bwrap = _find_bwrap()
     is_root = os.geteuid() == 0
-    base = _runtime_base(is_root)
+    base = _runtime_base()
     runtime_dir = _private_dir(base / "work", 0o711 if is_root else 0o700)
     try:
         linux.set_child_subreaper()

@@ -13,13 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeai_ls.errors import SandboxCapacityError
+
 DEFAULT_UID_BASE = 2_000_000_000
 """Far above the ranges distributions hand to users and to subordinate uid maps."""
 DEFAULT_UID_COUNT = 1024
-
-
-class UidPoolExhaustedError(RuntimeError):
-    pass
 
 
 @dataclass(slots=True)
@@ -58,4 +56,8 @@ class UidPool:
                 continue
             self._next = (slot + 1) % self.count
             return UidLease(uid=self.base + slot, _fd=fd)
-        raise UidPoolExhaustedError(f"all {self.count} sandbox uids are in use")
+        raise SandboxCapacityError(
+            f"all {self.count} sandbox user ids ({self.base}-{self.base + self.count - 1}) are "
+            f"taken by runs in progress (locks in {self.lock_dir})",
+            hint="wait for other runs to finish, or stop the ForgeAI processes holding them",
+        )

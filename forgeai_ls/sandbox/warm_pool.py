@@ -6,24 +6,35 @@ A run takes a slot only from the pool of its own key, so it gets exactly the san
 run would have had. A taken slot is never returned: its replacement is started in the
 background at once.
 
-Sizing follows use: a key gets a pool when it is first run (or pre-warmed), and as many slots
-as the most runs of that key that were in progress together during the last minute, capped
-by the language's pool size. A key unused for the idle timeout loses its slots. Idle slots
-together stay within the memory budget (each measured through its cgroup where there is
-one, else estimated per kind); when a new slot would not fit, idle slots of the least
-recently used other key make room, or the slot is not started.
+Sizing follows use: a key gets a pool when it is first run (or pre-warmed). A pre-warmed key
+keeps one slot; a key that runs keeps one more than the most of its runs that were in progress
+together during the last minute (the spare is what the next run takes while the replacement
+of the last one is still starting), and, when runs come faster than a slot starts (an agent or
+a test loop sending them back to back), as many as start in the time between two runs
+(measured: how long this key's slots take to be ready, and the recent gaps between its runs),
+capped by the language's pool size. A taken slot's replacement starts when its run ends (or
+at once when the run found no slot): started earlier, it would compete with the run for the
+CPU. Slots start in worker threads, so the event loop only pauses for the fork itself, never
+for the sandbox's start-up. A key unused for the idle timeout loses its slots. Idle slots
+together stay within the memory budget (each measured through its cgroup where there is one, else
+estimated per kind); when a new slot would not fit, idle slots of the least recently used
+other key make room, or the slot is not started.
 
 A slot that dies while it waits (killed from outside, out of memory) is discarded and
-replaced. Everything runs on the event loop the pools were first used on; used from another
-loop (a new ``asyncio.run``), the old slots are discarded first.
+replaced. Everything but the start of a slot runs on the event loop the pools were first used
+on; used from another loop (a new ``asyncio.run``), the old slots are discarded first, and a
+slot that finishes starting after its loop or its pool has gone is discarded at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
+import functools
 import logging
+import math
 import os
 import select
 import time
@@ -32,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from forgeai_ls.errors import ForgeAIError
+from forgeai_ls.errors import ForgeAIError, SandboxCapacityError
 from forgeai_ls.sandbox.cgroups import RunCgroup
 from forgeai_ls.sandbox.step_process import StepProcess
 from forgeai_ls.sandbox.workspace import Workspace
@@ -43,16 +54,17 @@ MIB = 1024 * 1024
 ESTIMATED_SLOT_BYTES = {"python": 12 * MIB, "node": 48 * MIB, "shell": 2 * MIB}
 """Memory of an idle slot where no cgroup measures it (measured here: see benchmarks)."""
 USE_WINDOW_SECONDS = 60.0
-REFILL_DELAY_SECONDS = 0.05
-"""A taken slot's replacement starts this much later (or when its run ends, if sooner)."""
-AFTER_RUN_REFILL_SECONDS = 0.02
+LAUNCH_THREADS = 2
+"""Slots starting at the same time (all keys together)."""
+CAPACITY_RETRY_SECONDS = 1.0
+"""After every sandbox uid was taken, the next try to start a slot."""
 
 
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     """How many sandboxes to keep warm, for how long, within how much memory."""
 
-    size: int = 2
+    size: int = 4
     """Most slots per key (language + limits + settings); 0 turns pools off."""
     sizes: Mapping[str, int] = field(default_factory=dict)
     """Per-language sizes, overriding ``size``."""
@@ -130,7 +142,14 @@ class _KeyPool:
     last_used: float = field(default_factory=time.monotonic)
     broken: str | None = None
     """Why starting a slot failed; the key is then left to cold runs."""
-    fill: asyncio.Handle | None = None
+    starting: int = 0
+    """Slots being started in worker threads."""
+    retry: asyncio.TimerHandle | None = None
+    ready_seconds: float | None = None
+    """How long this key's slots take from launch to ready (a moving average)."""
+    gap_seconds: float | None = None
+    """The time between this key's runs (a moving average)."""
+    last_take: float | None = None
 
 
 _OPEN_POOLS: weakref.WeakSet[WarmPools] = weakref.WeakSet()
@@ -155,43 +174,47 @@ class WarmPools:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._changed: asyncio.Event | None = None
+        self._launcher = concurrent.futures.ThreadPoolExecutor(
+            LAUNCH_THREADS, thread_name_prefix="forgeai-warm"
+        )
 
     # -- the runs' side ----------------------------------------------------------------------
 
     def take(self, recipe: WarmRecipe) -> WarmSlot | None:
-        """A slot for a run of ``recipe``'s key (its oldest live one), or None; either way
-        the run is counted, and must be ended with ``finished``."""
+        """A slot for a run of ``recipe``'s key (its oldest ready one, else its oldest still
+        starting), or None; either way the run is counted, and must be ended with
+        ``finished``."""
         pool = self._pool(recipe)
         now = time.monotonic()
+        if pool.last_take is not None:
+            pool.gap_seconds = _average(pool.gap_seconds, min(now - pool.last_take, 60.0))
+        pool.last_take = now
         pool.active += 1
         pool.last_used = now
         pool.peaks.append((now, pool.active))
-        slot = None
-        while pool.slots:
-            candidate = pool.slots.popleft()
-            self._unwatch(candidate)
-            if _exited(candidate):
-                candidate.discard()
-                continue
-            slot = candidate
-            break
-        # Starting a sandbox holds the event loop for a few milliseconds (fork and exec from
-        # a large process): the replacement waits until this run has its input, or ended.
-        self._schedule_fill(pool, REFILL_DELAY_SECONDS)
+        for dead in [candidate for candidate in pool.slots if _exited(candidate)]:
+            pool.slots.remove(dead)
+            self._unwatch(dead)
+            dead.discard()
+        slot = next((s for s in pool.slots if s.ready), pool.slots[0] if pool.slots else None)
+        if slot is not None:
+            pool.slots.remove(slot)
+            self._unwatch(slot)
+        else:
+            self._fill(pool)  # nothing to run in: nothing to slow down either
         return slot
 
     def finished(self, recipe: WarmRecipe) -> None:
         pool = self._pools.get(recipe.key)
         if pool is not None:
             pool.active = max(0, pool.active - 1)
-            # Soon, not at once: the caller still has the result to deliver.
-            self._schedule_fill(pool, AFTER_RUN_REFILL_SECONDS)
+            self._fill(pool)
 
     def prewarm(self, recipe: WarmRecipe) -> None:
         """Start the key's pool (at least one slot) before its first run."""
         pool = self._pool(recipe)
         pool.last_used = time.monotonic()
-        self._schedule_fill(pool)
+        self._fill(pool)
 
     async def wait_ready(self, recipe: WarmRecipe, count: int = 1, timeout: float = 10.0) -> int:
         """Wait until ``count`` slots of the key are ready (for tests and benchmarks);
@@ -214,8 +237,8 @@ class WarmPools:
     def close(self) -> None:
         """Discard every idle slot (runs in progress finish normally)."""
         for pool in self._pools.values():
-            if pool.fill is not None:
-                pool.fill.cancel()
+            if pool.retry is not None:
+                pool.retry.cancel()
             while pool.slots:
                 slot = pool.slots.popleft()
                 self._unwatch(slot)
@@ -245,53 +268,88 @@ class WarmPools:
         cutoff = time.monotonic() - min(USE_WINDOW_SECONDS, self.settings.idle_timeout)
         while pool.peaks and pool.peaks[0][0] < cutoff:
             pool.peaks.popleft()
-        peak = max((active for _, active in pool.peaks), default=0)
-        return min(size, max(1, peak))
-
-    def _schedule_fill(self, pool: _KeyPool, delay: float = 0.0) -> None:
-        if pool.broken is not None:
-            return
-        assert self._loop is not None
-        if pool.fill is not None:
-            assert self._loop is not None
-            due = (
-                pool.fill.when()
-                if isinstance(pool.fill, asyncio.TimerHandle)
-                else self._loop.time()
-            )
-            if due <= self._loop.time() + delay:
-                return  # one is already due as soon or sooner
-            pool.fill.cancel()
-        if delay > 0:
-            pool.fill = self._loop.call_later(delay, self._fill, pool)
-        else:
-            pool.fill = self._loop.call_soon(self._fill, pool)
+        if not pool.peaks:
+            return min(size, 1)  # pre-warmed, or not run lately
+        wanted = max(active for _, active in pool.peaks) + 1
+        if pool.ready_seconds and pool.gap_seconds:
+            wanted = max(wanted, math.ceil(pool.ready_seconds / pool.gap_seconds))
+        return min(size, wanted)
 
     def _fill(self, pool: _KeyPool) -> None:
-        """Start one slot, then yield to the loop before the next (runs go first)."""
-        pool.fill = None
+        """Start as many slots as the key is short of (in worker threads)."""
         if self._pools.get(pool.recipe.key) is not pool or pool.broken is not None:
             return
-        if len(pool.slots) >= self._target(pool) or not self._make_room(pool):
-            return
+        if pool.retry is not None:
+            return  # every sandbox uid was taken: wait for the retry
+        while len(pool.slots) + pool.starting < self._target(pool) and self._make_room(pool):
+            pool.starting += 1
+            started = self._launcher.submit(pool.recipe.launch)
+            callback = functools.partial(self._started, self._loop, pool, time.monotonic())
+            started.add_done_callback(callback)
+
+    def _started(
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        pool: _KeyPool,
+        launched: float,
+        started: concurrent.futures.Future[WarmSlot],
+    ) -> None:
+        """A slot finished starting (in its worker thread): hand it to the loop."""
         try:
-            slot = pool.recipe.launch()
-        except (ForgeAIError, OSError) as exc:
-            pool.broken = str(exc)
-            log.warning("warm pool for %s disabled: %s", pool.recipe.language, exc)
-            self._notify()
+            assert loop is not None
+            loop.call_soon_threadsafe(self._arrived, loop, pool, launched, started)
+        except RuntimeError:  # the loop is closed: nobody will take this slot
+            if started.exception() is None:
+                started.result().discard()
+
+    def _arrived(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pool: _KeyPool,
+        launched: float,
+        started: concurrent.futures.Future[WarmSlot],
+    ) -> None:
+        pool.starting -= 1
+        error = started.exception()
+        if error is not None:
+            self._failed(pool, error)
             return
+        slot = started.result()
+        if self._loop is not loop or self._pools.get(pool.recipe.key) is not pool:
+            slot.discard()  # the pools were closed or moved to another loop meanwhile
+            return
+        slot.created = launched
+        if slot.ready:
+            pool.ready_seconds = _average(pool.ready_seconds, time.monotonic() - launched)
         pool.slots.append(slot)
         self._watch(pool, slot)
         self._notify()
-        self._schedule_fill(pool)
+        self._fill(pool)
+
+    def _failed(self, pool: _KeyPool, error: BaseException) -> None:
+        if isinstance(error, SandboxCapacityError):  # passing: try again a little later
+            assert self._loop is not None
+            pool.retry = self._loop.call_later(CAPACITY_RETRY_SECONDS, self._retry, pool)
+        elif isinstance(error, ForgeAIError | OSError):
+            pool.broken = str(error)
+            log.warning("warm pool for %s disabled: %s", pool.recipe.language, error)
+        else:
+            pool.broken = repr(error)
+            log.error("warm pool for %s failed", pool.recipe.language, exc_info=error)
+        self._notify()
+
+    def _retry(self, pool: _KeyPool) -> None:
+        pool.retry = None
+        self._fill(pool)
 
     def _make_room(self, pool: _KeyPool) -> bool:
         """Whether one more slot of ``pool`` fits the memory budget, evicting idle slots of
         less recently used keys if that makes it fit."""
         estimate = self._estimate(pool)
         budget = self.settings.memory_budget_bytes
-        used = sum(slot.memory_bytes() for slot in self.idle_slots())
+        used = sum(slot.memory_bytes() for slot in self.idle_slots()) + sum(
+            self._estimate(other) * other.starting for other in self._pools.values()
+        )
         others = sorted(
             (other for other in self._pools.values() if other is not pool and other.slots),
             key=lambda other: other.last_used,
@@ -335,6 +393,7 @@ class WarmPools:
         self._loop.remove_reader(slot.ready_fd)
         if signal:
             slot.ready = True
+            pool.ready_seconds = _average(pool.ready_seconds, time.monotonic() - slot.created)
             self._notify()
         else:  # closed without the byte: the starter died
             self._on_death(pool, slot)
@@ -345,7 +404,7 @@ class WarmPools:
             self._unwatch(slot)
             slot.discard()
             log.info("a warm %s slot died while idle; replacing it", pool.recipe.language)
-            self._schedule_fill(pool)
+            self._fill(pool)
             self._notify()
 
     def _notify(self) -> None:
@@ -371,6 +430,11 @@ class WarmPools:
                 del self._pools[key]
         if self._pools:
             self._ensure_sweeper()
+
+
+def _average(current: float | None, sample: float) -> float:
+    """An exponentially weighted moving average (recent samples count most)."""
+    return sample if current is None else 0.7 * current + 0.3 * sample
 
 
 def _exited(slot: WarmSlot) -> bool:

@@ -8,6 +8,7 @@ from lsprotocol import types
 
 from forgeai_ls.plugins.diagnostics import Diagnostic
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, ResourceLimits
+from forgeai_ls.server.placement import Placement
 from forgeai_ls.server.rpc import SOURCE
 
 _SEVERITY = {
@@ -19,20 +20,20 @@ _SEVERITY = {
 }
 
 
-def to_lsp_diagnostic(
-    diagnostic: Diagnostic, line_offset: int, column_offset: int, line_count: int
-) -> types.Diagnostic:
-    """A program diagnostic placed in the document: line 1 of the program is ``line_offset``;
-    columns on the program's first line are shifted by ``column_offset``."""
-    line = min(max(diagnostic.line - 1 + line_offset, 0), max(line_count - 1, 0))
-    column = max((diagnostic.column or 1) - 1, 0)
-    if diagnostic.line == 1:
-        column += column_offset
-    end = column + 1 if diagnostic.column else 10_000
+def to_lsp_diagnostic(diagnostic: Diagnostic, placement: Placement) -> types.Diagnostic:
+    """A program diagnostic (1-based line and code-point column of the program's text)
+    placed in the document."""
+    line = diagnostic.line - 1 + placement.line_offset
+    if not diagnostic.column:
+        where = placement.whole_line(line)
+    else:
+        column = diagnostic.column - 1
+        if diagnostic.line == 1:
+            column += placement.column_offset
+        start = placement.position(line, column)
+        where = types.Range(start, placement.position(start.line, column + 1))
     return types.Diagnostic(
-        range=types.Range(
-            types.Position(line, column if diagnostic.column else 0), types.Position(line, end)
-        ),
+        range=where,
         message=diagnostic.message,
         severity=_SEVERITY.get(diagnostic.severity, types.DiagnosticSeverity.Error),
         source=SOURCE,
@@ -52,9 +53,11 @@ def describe_limit(kind: LimitKind, limits: ResourceLimits) -> str:
     }[kind]
 
 
-def limit_diagnostic(kind: LimitKind, limits: ResourceLimits, line: int) -> types.Diagnostic:
+def limit_diagnostic(
+    kind: LimitKind, limits: ResourceLimits, placement: Placement
+) -> types.Diagnostic:
     return types.Diagnostic(
-        range=types.Range(types.Position(line, 0), types.Position(line, 10_000)),
+        range=placement.whole_line(placement.line_offset),
         message=f"Stopped by {describe_limit(kind, limits)} ({kind.value})",
         severity=types.DiagnosticSeverity.Warning,
         source=SOURCE,

@@ -12,15 +12,13 @@ This module imports nothing heavy: it is on the path to the first lens.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 FORMAT = "forgeai-lens-catalog/1"
-_WATCHED_FILES = ("plugin.yaml", "SIGNATURE.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,31 +60,6 @@ def unwrap_settings(raw: object) -> dict[str, object]:
     if isinstance(raw, dict) and isinstance(raw.get("forgeai"), dict):
         raw = raw["forgeai"]
     return raw if isinstance(raw, dict) else {}
-
-
-def stat_parts(path: Path) -> list[object]:
-    try:
-        info = path.stat()
-    except OSError:
-        return [str(path), None]
-    return [str(path), info.st_size, info.st_mtime_ns, info.st_ino]
-
-
-def plugin_set_stamp(directories: Sequence[Path], extra: Sequence[object]) -> str:
-    """A fingerprint of everything that decides which languages the plugins provide, cheap
-    enough for every start: a directory listing and a few stat calls per plugin."""
-    parts: list[object] = [FORMAT, *extra]
-    for directory in directories:
-        parts.append(stat_parts(directory))
-        try:
-            entries = sorted(os.listdir(directory))
-        except OSError:
-            continue
-        for name in entries:
-            for watched in _WATCHED_FILES:
-                parts.append(stat_parts(directory / name / watched))
-    text = json.dumps(parts, default=str).encode()
-    return hashlib.sha256(text).hexdigest()
 
 
 def load_cached(path: Path, stamp: str) -> LensCatalog | None:

@@ -24,6 +24,7 @@ from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.diagnostics import extract_diagnostics
 from forgeai_ls.sandbox import ExecutionFinished, ExecutionResult, OutputChunk, ResourceLimits
 from forgeai_ls.server.convert import limit_diagnostic, run_summary, to_lsp_diagnostic
+from forgeai_ls.server.placement import Placement
 
 if TYPE_CHECKING:
     from forgeai_ls.server.server import ForgeAIServer
@@ -46,9 +47,7 @@ class RunTarget:
     code: str
     file_name: str | None
     limits: ResourceLimits
-    line_offset: int = 0
-    column_offset: int = 0
-    line_count: int = 1
+    placement: Placement
     extra_files: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -196,11 +195,11 @@ class RunRegistry:
         spec = target.executor.language(target.language).spec
         source_name = target.file_name or spec.source_name_for(target.code, None)
         found = [
-            to_lsp_diagnostic(d, target.line_offset, target.column_offset, target.line_count)
+            to_lsp_diagnostic(d, target.placement)
             for d in extract_diagnostics(spec, result, source_name)
         ]
         if result.limit is not None:
-            found.append(limit_diagnostic(result.limit, target.limits, target.line_offset))
+            found.append(limit_diagnostic(result.limit, target.limits, target.placement))
         self.server.diagnostics.publish(target.uri, found)
 
     async def _begin_progress(self, run: _ActiveRun, target: RunTarget) -> None:

@@ -25,7 +25,8 @@ from pygls.workspace import TextDocument
 
 from forgeai_ls import __version__
 from forgeai_ls.errors import ForgeAIError
-from forgeai_ls.home import OFFICIAL_LOCK_PATH, bundled_plugins_dir, forgeai_home
+from forgeai_ls.home import forgeai_home
+from forgeai_ls.plugins.set_stamp import plugin_set_stamp
 from forgeai_ls.server import lens_catalog
 from forgeai_ls.server.lens_catalog import LensCatalog, LensLanguage
 from forgeai_ls.server.protocol import ForgeAIProtocol
@@ -87,6 +88,9 @@ class ForgeAIServer(LanguageServer):
         """The pool and compile-cache settings the native backend was made with."""
         self._raw_settings: Any = None
         self._settings: ServerSettings | None = None
+        self._settings_lock = threading.Lock()
+        self._generation = 0
+        """Counts settings payloads: a validation of an older one is never stored."""
         self.diagnostics = DiagnosticsStore(self)
         self._runs: RunRegistry | None = None
         self._manager: PluginManager | None = None
@@ -106,22 +110,33 @@ class ForgeAIServer(LanguageServer):
     @property
     def settings(self) -> ServerSettings:
         """The settings, validated on first use (pydantic loads after the first lens); an
-        invalid payload gives the defaults and sets ``pending_problem``."""
-        if self._settings is None:
-            from forgeai_ls.server.settings import parse_settings
+        invalid payload gives the defaults and sets ``pending_problem``.
 
-            self._settings, problem = parse_settings(self._raw_settings)
-            self.pending_problem = self.pending_problem or problem
-        return self._settings
+        Safe from any thread: the plugin-loading thread may validate the settings it started
+        with while a newer payload arrives; the newer one always wins.
+        """
+        with self._settings_lock:
+            current, raw, generation = self._settings, self._raw_settings, self._generation
+        if current is not None:
+            return current
+        from forgeai_ls.server.settings import parse_settings
 
-    @settings.setter
-    def settings(self, value: ServerSettings) -> None:
-        self._settings = value
+        parsed, problem = parse_settings(raw)
+        with self._settings_lock:
+            if self._generation != generation:  # replaced while parsing: use the newer ones
+                newer = self._settings
+            else:
+                self._settings = newer = parsed
+                self.pending_problem = self.pending_problem or problem
+        return newer if newer is not None else self.settings
 
-    def use_settings(self, raw: Any) -> None:
-        """New settings from the client (initializationOptions, didChangeConfiguration)."""
-        self._raw_settings = raw
-        self._settings = None
+    def use_settings(self, raw: Any, parsed: ServerSettings | None = None) -> None:
+        """New settings from the client (initializationOptions, didChangeConfiguration);
+        ``parsed``: already validated from ``raw``."""
+        with self._settings_lock:
+            self._raw_settings = raw
+            self._settings = parsed
+            self._generation += 1
 
     # -- plugins ------------------------------------------------------------------------------
 
@@ -216,21 +231,11 @@ class ForgeAIServer(LanguageServer):
         raw = lens_catalog.unwrap_settings(self._raw_settings)
         listed = raw.get("pluginDirs")
         plugin_dirs: list[object] = listed if isinstance(listed, list) else []
-        home = forgeai_home()
-        directories = [
-            bundled_plugins_dir(),
-            home / "plugins",
-            *(Path(str(d)).expanduser() for d in plugin_dirs),
-        ]
-        trust = home / "trust"
-        extra = [
-            __version__,
-            json.dumps([plugin_dirs, raw.get("trust")], sort_keys=True, default=str),
-            lens_catalog.stat_parts(OFFICIAL_LOCK_PATH),
-            lens_catalog.stat_parts(trust),
-            *(lens_catalog.stat_parts(p) for p in sorted(trust.glob("*"))),
-        ]
-        return lens_catalog.plugin_set_stamp(directories, extra)
+        extra_dirs = [Path(str(d)).expanduser() for d in plugin_dirs]
+        settings = json.dumps([plugin_dirs, raw.get("trust")], sort_keys=True, default=str)
+        return plugin_set_stamp(
+            forgeai_home(), extra_dirs, [lens_catalog.FORMAT, __version__, settings]
+        )
 
     def _save_lens_catalog(self, manager: PluginManager) -> None:
         lens_catalog.save(self._catalog_path(), self._stamp(), _lens_catalog_of(manager))
@@ -238,21 +243,20 @@ class ForgeAIServer(LanguageServer):
     def _backend_for_settings(self) -> NativeBackend | DockerBackend:
         """The configured backend; the current one is kept (with its engine connection and
         its pool) while the choice does not change."""
-        from forgeai_ls.backend_factory import native_backend
+        from forgeai_ls.backend_factory import docker_backend, native_backend
         from forgeai_ls.sandbox import NativeBackend
 
         current = self._backend
         if self.settings.backend == "docker":
-            from forgeai_ls.sandbox.docker_backend import DockerBackend
-
             wanted = (self.settings.docker_host, self.settings.docker_pool)
-            if (
-                isinstance(current, DockerBackend)
-                and (current.base_url, current.pool_size) == wanted
-            ):
-                return current
+            if current is not None and current.name == "docker":
+                from forgeai_ls.sandbox.docker_backend import DockerBackend  # loaded with it
+
+                assert isinstance(current, DockerBackend)
+                if (current.base_url, current.pool_size) == wanted:
+                    return current
             self.close_backend()
-            return DockerBackend(self.settings.docker_host, pool_size=self.settings.docker_pool)
+            return docker_backend(self.settings.docker_host, pool_size=self.settings.docker_pool)
         wanted_native = (self.settings.pool, self.settings.compile_cache)
         if isinstance(current, NativeBackend) and self._native_settings == wanted_native:
             return current

@@ -1,4 +1,8 @@
-"""`forgeai run` as a user types it: exit statuses, JSON, streaming, and refusals."""
+"""`forgeai run` as a user types it: exit statuses, JSON, streaming, and refusals.
+
+Every test runs twice: in-process (no daemon), and served by the user's daemon (warm
+sandboxes; the client passes its terminal to it), which must behave exactly alike.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,30 @@ pytestmark = pytest.mark.sandbox
 
 FORGEAI = [sys.executable, "-m", "forgeai_ls.cli.main"]
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _daemon_runs() -> int:
+    done = subprocess.run(
+        [*FORGEAI, "daemon", "status", "--json"], capture_output=True, cwd=REPO, check=True
+    )
+    return sum(d["runs"] for d in json.loads(done.stdout)["daemons"] if d["current"])
+
+
+@pytest.fixture(scope="module", params=["in-process", "daemon"], autouse=True)
+def cli_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """FORGEAI_DAEMON for every `forgeai` this module starts; in daemon mode the daemon is up
+    before the first test, serves the runs, and is stopped at the end."""
+    mode = request.param
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FORGEAI_DAEMON", "1" if mode == "daemon" else "0")
+        if mode == "daemon":
+            subprocess.run([*FORGEAI, "daemon", "start"], cwd=REPO, check=True, timeout=120)
+        try:
+            yield mode
+            if mode == "daemon":
+                assert _daemon_runs() > 0, "the daemon served none of the runs"
+        finally:
+            subprocess.run([*FORGEAI, "daemon", "stop"], cwd=REPO, timeout=120, check=False)
 
 
 def forgeai(
@@ -271,3 +300,47 @@ def test_json_mode_reports_forgeai_errors_as_json_too() -> None:
     error = json.loads(done.stdout)["error"]
     assert error["code"] == "FORGEAI-E102"
     assert "cobol" in error["message"]
+
+
+def test_a_file_sees_the_modules_beside_it(tmp_path: Path) -> None:
+    """`forgeai run FILE` copies FILE's sibling sources into the sandbox, as the language
+    server does (the same rule: same extension, same folder, regular files only)."""
+    (tmp_path / "helper.py").write_text("def answer():\n    return 42\n")
+    (tmp_path / "notes.txt").write_text("not a module\n")
+    (tmp_path / "main.py").write_text(
+        "import os, helper\nprint(helper.answer(), sorted(os.listdir('.')))\n"
+    )
+    done = forgeai("run", "main.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, b"42 ['helper.py', 'main.py']\n"), done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids are leased only by root")
+def test_no_free_sandbox_uid_is_one_clear_line() -> None:
+    """With every sandbox uid taken by other runs, the run is refused with a code, not a
+    traceback (and runs again once they are free)."""
+    import fcntl
+
+    from forgeai_ls.sandbox.host import detect_native_host
+
+    pool = detect_native_host().uid_pool
+    assert pool is not None
+    held = []
+    try:
+        for slot in range(pool.count):  # those not taken already (a daemon's warm slots)
+            fd = os.open(pool.lock_dir / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            held.append(fd)
+        # --no-compile-cache: the daemon declines it (its warm slots hold uids already), so
+        # this run needs a uid of its own
+        done = forgeai("run", "-l", "python", "-c", "print(1)", "--no-compile-cache")
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert done.returncode == 125
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "FORGEAI-E114" in lines[0], lines
+    assert forgeai("run", "-l", "python", "-c", "print(1)").stdout == b"1\n"

@@ -21,6 +21,8 @@ class ForgeAIClient:
         self.client = client
         self.output: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.finished: dict[str, dict[str, Any]] = {}
+        self.position_encoding: str | None = None
+        """The encoding the server chose at initialize (None: UTF-16, the default)."""
 
         @client.feature("forgeai/output")
         def on_output(_client: LanguageClient, params: Any) -> None:
@@ -44,13 +46,14 @@ def _plain(params: Any) -> dict[str, Any]:
     params=CLIENTS,
 )
 async def client(lsp_client: LanguageClient, request: Any) -> Any:
-    lsp_client.forgeai = ForgeAIClient(lsp_client)  # type: ignore[attr-defined]
-    await lsp_client.initialize_session(
+    forgeai = lsp_client.forgeai = ForgeAIClient(lsp_client)  # type: ignore[attr-defined]
+    result = await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities(request.param),
             initialization_options={"forgeai": {"limits": {"timeout": 5}}},
         )
     )
+    forgeai.position_encoding = result.capabilities.position_encoding
     yield
     await lsp_client.shutdown_session()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
+
 from forgeai_ls.server.settings import ServerSettings, parse_settings
 
 
@@ -25,3 +29,36 @@ def test_invalid_settings_name_the_field_and_fall_back() -> None:
     settings, problem = parse_settings({"forgeai": {"limits": {"timeout": "soon"}}})
     assert settings == ServerSettings()
     assert problem is not None and "limits.timeout" in problem
+
+
+def test_a_newer_payload_wins_over_a_slower_validation_of_an_older_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plugin-loading thread validates the settings it started with; a payload that
+    arrives meanwhile (didChangeConfiguration) is what the server uses afterwards."""
+    from forgeai_ls.server import settings as settings_module
+    from forgeai_ls.server.server import ForgeAIServer
+
+    server = ForgeAIServer()
+    server.use_settings({"forgeai": {"limits": {"timeout": 5}}})
+    parsing, release = threading.Event(), threading.Event()
+    real_parse = settings_module.parse_settings
+
+    def slow_parse(raw: object) -> tuple[ServerSettings, str | None]:
+        parsed = real_parse(raw)
+        if threading.current_thread() is not threading.main_thread():
+            parsing.set()
+            assert release.wait(10)
+        return parsed
+
+    monkeypatch.setattr(settings_module, "parse_settings", slow_parse)
+    seen: list[ServerSettings] = []
+    loader = threading.Thread(target=lambda: seen.append(server.settings))
+    loader.start()
+    assert parsing.wait(10)
+    newer_raw = {"forgeai": {"limits": {"timeout": 0.5}}}
+    server.use_settings(newer_raw, real_parse(newer_raw)[0])
+    release.set()
+    loader.join(10)
+    assert server.settings.limits.timeout == 0.5
+    assert seen[0].limits.timeout == 0.5  # the thread, too, goes on with the newer settings

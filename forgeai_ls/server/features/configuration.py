@@ -23,7 +23,6 @@ def register(server: ForgeAIServer) -> None:
                 )
             )
         plugins_changed = settings.loading_key() != ls.settings.loading_key()
-        ls.use_settings(params.settings)
-        ls.settings = settings
+        ls.use_settings(params.settings, settings)
         if plugins_changed:
             ls.report_blocked(ls.reload_plugins())

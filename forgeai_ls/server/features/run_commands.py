@@ -2,32 +2,57 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument
 
 from forgeai_ls.server.lenses import markdown_blocks
-from forgeai_ls.server.project_files import sibling_sources
+from forgeai_ls.server.placement import Placement
 from forgeai_ls.server.server import ForgeAIServer, file_name_of
 
 
-def _text_in(lines: list[str], selection: types.Range) -> str:
+def _client_position(document: TextDocument, position: types.Position) -> types.Position:
+    """``position`` clamped to the document (a line past the end: the end of the last line;
+    a character past a line's end: its end), in the client's units."""
+    lines = document.lines
+    if position.line >= len(lines):
+        last = len(lines) - 1
+        return types.Position(last, document.position_codec.client_num_units(lines[last]))
+    length = document.position_codec.client_num_units(lines[position.line].rstrip("\r\n"))
+    return types.Position(position.line, min(position.character, length))
+
+
+def _selection(document: TextDocument, selection: types.Range) -> tuple[str, Placement]:
+    """The selected text (in the negotiated position encoding, so an emoji before the
+    selection counts as the client counts it), ending with a newline, and where it sits."""
     start, end = selection.start, selection.end
-    if (start.line, start.character) > (end.line, end.character) or start.line >= len(lines):
+    lines = document.lines
+    if (start.line, start.character) >= (end.line, end.character) or start.line >= len(lines):
         raise JsonRpcInvalidParams(
             message=f"range {start.line}:{start.character}-{end.line}:{end.character} is "
             f"empty or outside the document ({len(lines)} lines)"
         )
-    end_line = min(end.line, len(lines) - 1)
-    if start.line == end_line:
-        return lines[start.line][start.character : end.character]
-    parts = [
-        lines[start.line][start.character :],
-        *lines[start.line + 1 : end_line],
-        lines[end_line][: end.character],
-    ]
-    return "\n".join(parts) + "\n"
+    clamped = types.Range(_client_position(document, start), _client_position(document, end))
+    text = document.text_in_client_range(clamped)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    first = document.position_from_client_units(clamped.start)
+    placement = Placement(
+        lines, document.position_codec, line_offset=first.line, column_offset=first.character
+    )
+    return text, placement
+
+
+def _siblings(uri: str) -> dict[str, bytes]:
+    """The files a run of this document sees beside it (the CLI's rule: ``sibling_sources``)."""
+    from forgeai_ls.plugins.source import sibling_sources
+
+    path = uris.to_fs_path(uri)
+    return sibling_sources(Path(path)) if path else {}
 
 
 def _target(**fields: Any) -> Any:
@@ -55,8 +80,8 @@ def register(server: ForgeAIServer) -> None:
                 code=document.source,
                 file_name=file_name_of(uri),
                 limits=ls.run_limits(executor, language),
-                line_count=len(document.lines),
-                extra_files=sibling_sources(uri),
+                placement=Placement(document.lines, document.position_codec),
+                extra_files=_siblings(uri),
             )
         )
 
@@ -68,8 +93,7 @@ def register(server: ForgeAIServer) -> None:
     ) -> dict[str, Any]:
         """Run a range of a document; in Markdown, the fenced block's language is used."""
         document = ls.document(uri)
-        lines = document.source.split("\n")
-        code = _text_in(lines, selection)
+        code, placement = _selection(document, selection)
         language_name: str | None = None
         if document.language_id == "markdown" or uri.endswith((".md", ".markdown")):
             for block in markdown_blocks(document.source):
@@ -95,9 +119,7 @@ def register(server: ForgeAIServer) -> None:
                 code=code,
                 file_name=None,
                 limits=ls.run_limits(executor, language),
-                line_offset=selection.start.line,
-                column_offset=selection.start.character,
-                line_count=len(lines),
+                placement=placement,
             )
         )
 

@@ -1,0 +1,173 @@
+"""Running ``forgeai run``: the executor, the limits, stdin, and the output streamed to a
+terminal. The same code serves a run in this process and a run in the user's daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal as signals
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgeai_ls.cli.report import exit_status, result_json, status_line
+from forgeai_ls.cli.run import RunOptions
+from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
+from forgeai_ls.cli.terminal import Terminal
+from forgeai_ls.errors import StdinSourceError, UsageError
+from forgeai_ls.plugins.bridge import PluginExecutor
+from forgeai_ls.plugins.executor import StdinInput
+from forgeai_ls.plugins.manager import PluginManager
+from forgeai_ls.plugins.source import check_source_text, read_source_file, sibling_sources
+from forgeai_ls.sandbox import ExecutionFinished, OutputChunk, ResourceLimits
+
+MIB = 1024 * 1024
+EXIT_BROKEN_PIPE = 128 + int(signals.SIGPIPE)
+"""Whoever read the output went away (``forgeai run x | head -1``): as a killed-by-SIGPIPE
+program would, the run stops and ForgeAI exits 141."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedRun:
+    """What one ``forgeai run`` runs, decided before anything starts."""
+
+    executor: PluginExecutor
+    language: str
+    code: str
+    file_name: str | None
+    extra_files: dict[str, bytes]
+    """The program file's siblings (``sibling_sources``), as the language server sends."""
+    limits: ResourceLimits
+
+
+def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
+    """The executor, program text, files and limits of ``options``."""
+    extra_files: dict[str, bytes] = {}
+    if options.code is not None:
+        if options.file is not None:
+            raise UsageError("give either a FILE or -l LANG -c CODE, not both")
+        if options.language is None:
+            raise UsageError("-c CODE needs -l LANG to say which language it is")
+        code = check_source_text(options.code.encode(), "the -c code")
+        executor, language = manager.get_executor(options.language)
+        file_name = None
+    else:
+        if options.file is None:
+            raise UsageError("nothing to run: give a FILE or -l LANG -c CODE")
+        code = read_source_file(options.file)  # a missing file or a directory comes first
+        executor, language = (
+            manager.get_executor(options.language)
+            if options.language
+            else manager.executor_for_file(options.file)
+        )
+        file_name = options.file.name
+        extra_files = sibling_sources(options.file)
+    limits = (
+        executor.language(language)
+        .run_limits()
+        .with_overrides(
+            wall_timeout=options.timeout,
+            memory_bytes=options.memory_mb * MIB if options.memory_mb is not None else None,
+            network=options.network or None,
+        )
+    )
+    return SelectedRun(executor, language, code, file_name, extra_files, limits)
+
+
+def stdin_input(option: str | None, terminal: Terminal) -> StdinInput:
+    """``--stdin FILE`` as bytes; otherwise the terminal's stdin, forwarded as it arrives."""
+    if option is not None and option != "-":
+        path = Path(option)
+        try:
+            if path.is_dir():
+                raise StdinSourceError(f"--stdin {option} is a directory, not a file")
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise StdinSourceError(f"--stdin {option}: no such file") from None
+        except OSError as exc:
+            raise StdinSourceError(f"--stdin {option}: cannot be read ({exc.strerror})") from exc
+    fd = terminal.stdin_fd
+    return read_fd_chunks(fd) if forwardable(fd) else None
+
+
+async def stream_run(
+    run: SelectedRun,
+    stdin: StdinInput,
+    terminal: Terminal,
+    *,
+    as_json: bool,
+    offload_writes: bool = False,
+) -> int:
+    """Run, streaming output to the terminal (or printing one JSON object at the end);
+    returns the exit status. ``offload_writes``: write from a worker thread, so a reader that
+    stalls never blocks the event loop (the daemon serves other runs on it)."""
+
+    async def write(fd: int, data: bytes) -> None:
+        if offload_writes:
+            await asyncio.to_thread(terminal.write, fd, data)
+        else:
+            terminal.write(fd, data)
+
+    events = run.executor.stream(
+        run.language,
+        run.code,
+        file_name=run.file_name,
+        limits=run.limits,
+        stdin=stdin,
+        extra_files=run.extra_files,
+    )
+    try:
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                if isinstance(event, OutputChunk) and not as_json:
+                    fd = terminal.stdout_fd if event.stream == "stdout" else terminal.stderr_fd
+                    await write(fd, event.data)
+                elif isinstance(event, ExecutionFinished):
+                    return await _finish(event, run, terminal, as_json, write)
+    except BrokenPipeError:
+        return EXIT_BROKEN_PIPE
+    raise RuntimeError("the sandbox ended without a result")
+
+
+async def _finish(
+    event: ExecutionFinished,
+    run: SelectedRun,
+    terminal: Terminal,
+    as_json: bool,
+    write: Callable[[int, bytes], Awaitable[None]],
+) -> int:
+    result = event.result
+    if as_json:
+        document = result_json(
+            result,
+            language=run.language,
+            plugin=run.executor.name,
+            backend=run.executor.backend.name,
+        )
+        await write(terminal.stdout_fd, terminal.json_line(document))
+    else:
+        line = status_line(result, run.limits)
+        if line:
+            await write(terminal.stderr_fd, f"{line}\n".encode())
+    return exit_status(result)
+
+
+def run_here(options: RunOptions, terminal: Terminal | None = None) -> int:
+    """Run in this process, with a sandbox made for this one run."""
+    from forgeai_ls.backend_factory import docker_backend, native_backend
+
+    terminal = terminal or Terminal()
+    if options.backend == "docker":
+        docker = docker_backend()
+        manager = PluginManager(docker)
+        manager.load_all()
+        selected = select_run(options, manager)
+        docker.engine()  # fail early, before reading stdin, when no engine answers
+    else:
+        native = native_backend(compile_cache=options.compile_cache)
+        manager = PluginManager(native)
+        manager.load_all()
+        selected = select_run(options, manager)
+        native.host()  # fail early, before reading stdin, when no sandbox can run here
+    stdin = stdin_input(options.stdin, terminal)
+    return asyncio.run(stream_run(selected, stdin, terminal, as_json=options.as_json))

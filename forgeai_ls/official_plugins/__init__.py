@@ -1,0 +1,1 @@
+"""The official executor plugins, shipped as package data (one folder each) with their lock."""
