@@ -8,6 +8,10 @@ need_packages=()
 want() {  # want COMMAND PACKAGE: install PACKAGE when COMMAND is missing
   command -v "$1" >/dev/null 2>&1 || need_packages+=("$2")
 }
+python=${PYTHON:-python3}
+want "$python" python3
+"$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || need_packages+=(python3-venv)
+want git git
 want bwrap bubblewrap
 want gcc gcc
 want g++ g++
@@ -29,7 +33,6 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
   fi
 fi
 
-python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'

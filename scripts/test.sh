@@ -13,13 +13,18 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   extra=()
   for pair in ruby:ruby lua:lua5.4 php:php-cli tsc:node-typescript go:golang-go nvim:neovim \
       chromium:chromium rg:ripgrep make:build-essential pkg-config:pkg-config \
-      dockerd:docker.io podman:podman; do
+      dockerd:docker.io podman:podman npm:npm; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || extra+=("${pair#*:}")
   done
   for dev in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev; do
     dpkg -s "$dev" >/dev/null 2>&1 || extra+=("$dev")
   done
+  # Images are made from the host's Debian packages: a Rust toolchain in rustup's home
+  # directory cannot go into one, so the docker tests need Debian's rustc (the native
+  # backend keeps using whichever rustc is first on PATH).
+  [ -x /usr/bin/rustc ] || extra+=(rustc)
   if [ "${#extra[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${extra[@]}" \
       >/dev/null
   fi
