@@ -6,7 +6,9 @@
 #
 #   bash scripts/fresh-machine.sh [ROOT]        # default ROOT: /var/tmp/forgeai-fresh
 #
-# The chroot shares this machine's kernel and network, nothing else. Network plumbing only:
+# The fresh system runs as a container made by bubblewrap as root: its own mount namespace and
+# root (pivot_root, not chroot: a chrooted process may not create the user namespaces its
+# sandboxes need), this machine's kernel, devices, cgroups and network. Network plumbing only:
 # when this machine reaches the package registries through a TLS-intercepting proxy
 # (FRESH_EXTRA_CA, default: /etc/ssl/certs/sandboxing-egress-ca.pem if present), its CA is
 # added to the chroot's trust store, and the usual *_CA_* / SSL_CERT_* variables are passed
@@ -19,16 +21,12 @@ log="$root.log"
 extra_ca=${FRESH_EXTRA_CA:-/etc/ssl/certs/sandboxing-egress-ca.pem}
 
 [ "$(id -u)" -eq 0 ] || { echo "fresh-machine: run as root" >&2; exit 1; }
-command -v debootstrap >/dev/null || {
+if ! command -v debootstrap >/dev/null || ! command -v bwrap >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
-}
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap \
+    bubblewrap
+fi
 
-unmount_all() {
-  for mount in $(grep -o " $root/[^ ]*" /proc/mounts | sort -r); do umount -l "$mount" || true; done
-}
-trap unmount_all EXIT
-unmount_all
 rm -rf "$root"
 : >"$log"
 
@@ -37,19 +35,18 @@ started=$(seconds)
 debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >>"$log" 2>&1
 echo "fresh-machine: debootstrap $(($(seconds) - started)) s"
 
-mount -t proc proc "$root/proc"
-mount --rbind /sys "$root/sys"
-mount --make-rslave "$root/sys"
-mount --rbind /dev "$root/dev"
-mount --make-rslave "$root/dev"
-mount -t tmpfs -o mode=755 tmpfs "$root/run"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+inside() {  # inside COMMAND...: run in the fresh system, as its root, no standard input
+  bwrap --bind "$root" / --dev-bind /dev /dev --proc /proc --bind /sys /sys \
+    --tmpfs /run --unshare-pid --unshare-ipc --unshare-uts --die-with-parent \
+    /usr/bin/env -i "${passed[@]}" "$@" </dev/null
+}
 passed=(HOME=/root LANG=C.UTF-8 TERM=dumb
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
 if [ -f "$extra_ca" ]; then
-  chroot "$root" apt-get install -y -qq --no-install-recommends ca-certificates >>"$log" 2>&1
+  inside apt-get install -y -qq --no-install-recommends ca-certificates >>"$log" 2>&1
   cp "$extra_ca" "$root/usr/local/share/ca-certificates/extra-egress-ca.crt"
-  chroot "$root" update-ca-certificates >>"$log" 2>&1
+  inside update-ca-certificates >>"$log" 2>&1
   for name in SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE PIP_CERT CURL_CA_BUNDLE \
       NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO; do
     [ -n "${!name:-}" ] && passed+=("$name=${!name}")
@@ -59,12 +56,11 @@ fi
 # A clean clone, as CI gets it (committed files only).
 git clone -q --no-hardlinks "$repo" "$root/root/forgeai"
 
-run_timed() {  # run_timed LABEL COMMAND: inside the chroot, no standard input
+run_timed() {  # run_timed LABEL COMMAND: inside the fresh system
   local label=$1 command=$2 begin status
   begin=$(seconds)
   set +e
-  chroot "$root" /usr/bin/env -i "${passed[@]}" /bin/bash -c "cd /root/forgeai && $command" \
-    </dev/null >>"$log" 2>&1
+  inside /bin/bash -c "cd /root/forgeai && $command" >>"$log" 2>&1
   status=$?
   set -e
   echo "fresh-machine: $label: exit $status in $(($(seconds) - begin)) s"

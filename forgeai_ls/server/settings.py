@@ -42,7 +42,7 @@ class PoolSettingsModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    size: int = Field(2, ge=0, le=16)
+    size: int = Field(4, ge=0, le=16)
     """Most warm sandboxes per language and configuration (0: no pools)."""
     sizes: dict[str, int] = Field(default_factory=dict)
     """Per-language sizes, e.g. {"python": 4}."""

@@ -26,7 +26,7 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
     dockerHost: get<string | null>('dockerHost', null),
     dockerPool: get('dockerPool', 0),
     pool: {
-      size: get('pool.size', 2),
+      size: get('pool.size', 4),
       sizes: get<Record<string, number>>('pool.sizes', {}),
       idleTimeout: get('pool.idleTimeout', 300),
       memoryBudgetMb: get('pool.memoryBudgetMb', 512),

@@ -11,7 +11,7 @@ test('defaults map to the server defaults, without unset limits', () => {
   const settings = readSettings(getter({}));
   assert.deepEqual(serverSettings(settings), {
     backend: 'native',
-    pool: { size: 2, sizes: {}, idleTimeout: 300, memoryBudgetMb: 512 },
+    pool: { size: 4, sizes: {}, idleTimeout: 300, memoryBudgetMb: 512 },
     compileCache: true,
     limits: { network: false },
     pluginDirs: [],
@@ -37,13 +37,13 @@ test('the docker backend and its engine are passed through', () => {
 
 test('warm pools and the compile cache are passed through, with defaults', () => {
   const defaults = serverSettings(readSettings(getter({}))) as { pool: { size: number; idleTimeout: number }; compileCache: boolean };
-  assert.equal(defaults.pool.size, 2);
+  assert.equal(defaults.pool.size, 4);
   assert.equal(defaults.pool.idleTimeout, 300);
   assert.equal(defaults.compileCache, true);
-  const settings = readSettings(getter({ 'pool.size': 4, 'pool.sizes': { python: 6 }, 'pool.memoryBudgetMb': 256, compileCache: false }));
+  const settings = readSettings(getter({ 'pool.size': 8, 'pool.sizes': { python: 6 }, 'pool.memoryBudgetMb': 256, compileCache: false }));
   const server = serverSettings(settings) as { pool: { size: number; sizes: Record<string, number>; memoryBudgetMb: number }; compileCache: boolean };
   assert.deepEqual(server.pool.sizes, { python: 6 });
-  assert.equal(server.pool.size, 4);
+  assert.equal(server.pool.size, 8);
   assert.equal(server.pool.memoryBudgetMb, 256);
   assert.equal(server.compileCache, false);
 });
