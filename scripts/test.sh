@@ -30,6 +30,21 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
+# The VS Code extension's tools (vsce, code-server) need Node.js 20; Debian 12's is 18. Node 20
+# then comes from the npm registry: the official binary, as the package node-linux-<arch>.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  case "$(uname -m)" in
+    x86_64) node_arch=x64 ;;
+    aarch64) node_arch=arm64 ;;
+    *) node_arch=$(uname -m) ;;
+  esac
+  [ -x ".tools/node/node_modules/node-linux-$node_arch/bin/node" ] \
+    || npm install --prefix .tools/node --no-audit --no-fund --loglevel=error \
+      "node-linux-$node_arch@20.20.2"
+  export PATH="$PWD/.tools/node/node_modules/node-linux-$node_arch/bin:$PATH"
+fi
+
 .venv/bin/ruff check forgeai_ls tests benchmarks
 .venv/bin/mypy
 
