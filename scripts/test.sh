@@ -31,7 +31,9 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 fi
 
 # The VS Code extension's tools (vsce, code-server) need Node.js 20; Debian 12's is 18. Node 20
-# then comes from the npm registry: the official binary, as the package node-linux-<arch>.
+# then comes from the npm registry: the official binary, as the package node-linux-<arch>,
+# with the npm that goes with it (Debian's npm lacks node-gyp, which code-server's native
+# modules build with).
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   case "$(uname -m)" in
@@ -41,8 +43,9 @@ if [ "$node_major" -lt 20 ]; then
   esac
   [ -x ".tools/node/node_modules/node-linux-$node_arch/bin/node" ] \
     || npm install --prefix .tools/node --no-audit --no-fund --loglevel=error \
-      "node-linux-$node_arch@20.20.2"
-  export PATH="$PWD/.tools/node/node_modules/node-linux-$node_arch/bin:$PATH"
+      "node-linux-$node_arch@20.20.2" npm@11.19.1
+  tools=$PWD/.tools/node/node_modules
+  export PATH="$tools/node-linux-$node_arch/bin:$tools/.bin:$PATH"
 fi
 
 .venv/bin/ruff check forgeai_ls tests benchmarks
