@@ -41,10 +41,10 @@ if [ "$node_major" -lt 20 ]; then
     aarch64) node_arch=arm64 ;;
     *) node_arch=$(uname -m) ;;
   esac
-  [ -x ".tools/node/node_modules/node-linux-$node_arch/bin/node" ] \
+  tools=$PWD/.tools/node/node_modules
+  [ -x "$tools/node-linux-$node_arch/bin/node" ] && [ -x "$tools/.bin/npm" ] \
     || npm install --prefix .tools/node --no-audit --no-fund --loglevel=error \
       "node-linux-$node_arch@20.20.2" npm@11.19.1
-  tools=$PWD/.tools/node/node_modules
   export PATH="$tools/node-linux-$node_arch/bin:$tools/.bin:$PATH"
 fi
 
