@@ -46,6 +46,7 @@ if [ "$node_major" -lt 20 ]; then
     || npm install --prefix .tools/node --no-audit --no-fund --loglevel=error \
       "node-linux-$node_arch@20.20.2" npm@11.19.1
   export PATH="$tools/node-linux-$node_arch/bin:$tools/.bin:$PATH"
+  export npm_config_nodedir="$tools/node-linux-$node_arch"  # node-gyp: the headers are here
 fi
 
 .venv/bin/ruff check forgeai_ls tests benchmarks
