@@ -4,8 +4,8 @@ A ``forgeai run`` first tries the daemon: a per-user process that has the plugin
 keeps warm sandboxes, exactly as the language server does. The client passes its own standard
 input, output and error descriptors over a Unix socket (``SCM_RIGHTS``), so the daemon reads
 and writes the user's terminal or pipes directly; the client then only waits for the exit
-status, forwarding Ctrl-C, SIGTERM and SIGHUP. If the client dies, the daemon sees its socket
-close and stops the run.
+status, forwarding Ctrl-C, SIGTERM and SIGHUP (unless this process ignores them). If the
+client dies, the daemon sees its socket close and stops the run.
 
 A daemon serves only clients that would have run exactly the same way in-process: the same
 user, the same ForgeAI and Python, the same environment as far as ForgeAI reads it
@@ -195,7 +195,13 @@ def _hand_over(connection: _socket.socket, request: bytes, args: list[str]) -> i
         if accepted:
             _send_signals(connection, pending)
 
-    previous = {sig: _signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    # A signal this process ignores (SIGINT of `forgeai run ... &` in a script, SIGHUP under
+    # nohup) stays ignored, as it would be for an in-process run.
+    previous = {
+        sig: _signal.signal(sig, forward)
+        for sig in FORWARDED_SIGNALS
+        if _signal.getsignal(sig) != _signal.SIG_IGN
+    }
     try:
         fds, opened = _standard_fds()
         try:

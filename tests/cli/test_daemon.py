@@ -53,6 +53,7 @@ class Cli:
             stderr=subprocess.PIPE,
             env=self.env,
             cwd=self.cwd,
+            preexec_fn=_as_from_a_terminal,
         )
 
     def status(self) -> dict[str, object]:
@@ -80,6 +81,13 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     yield tool
     tool.status()
     tool.stop_all()
+
+
+def _as_from_a_terminal() -> None:
+    """Signal dispositions of a command typed in a terminal: whoever started the tests may
+    have had SIGINT ignored (`cmd &` in a script) or SIGHUP (nohup), which a child inherits."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def _wait_gone(path: str, seconds: float = 20) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,13 @@ pytestmark = pytest.mark.sandbox
 
 FORGEAI = [sys.executable, "-m", "forgeai_ls.cli.main"]
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _as_from_a_terminal() -> None:
+    """Signal dispositions of a command typed in a terminal: whoever started the tests may
+    have had SIGINT ignored (`cmd &` in a script) or SIGHUP (nohup), which a child inherits."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def _daemon_runs() -> int:
@@ -211,6 +219,7 @@ def test_cancellation_by_interrupt_leaves_nothing_running() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_as_from_a_terminal,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"up\n"
