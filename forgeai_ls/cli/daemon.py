@@ -422,9 +422,7 @@ def main() -> int:
     null = os.open(os.devnull, os.O_RDWR)
     for fd, target in ((0, null), (1, null), (2, log_fd)):
         os.dup2(target, fd)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _sweep_dead(os.path.dirname(path))
     daemon = Daemon(identity_text, path, idle_seconds())
     listener = _listen(path)
