@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import select
+import threading
 import time
 import weakref
 from collections import deque
@@ -177,6 +178,9 @@ class WarmPools:
         self._launcher = concurrent.futures.ThreadPoolExecutor(
             LAUNCH_THREADS, thread_name_prefix="forgeai-warm"
         )
+        self._starting: set[concurrent.futures.Future[WarmSlot]] = set()
+        """Slots being started; whoever removes one (``_claim``) owns its slot."""
+        self._claim_lock = threading.Lock()
 
     # -- the runs' side ----------------------------------------------------------------------
 
@@ -235,7 +239,14 @@ class WarmPools:
         return [slot for pool in self._pools.values() for slot in pool.slots]
 
     def close(self) -> None:
-        """Discard every idle slot (runs in progress finish normally)."""
+        """Discard every idle slot, and those still starting once they have started (runs in
+        progress finish normally)."""
+        with self._claim_lock:
+            starting, self._starting = self._starting, set()
+        concurrent.futures.wait(starting)
+        for started in starting:
+            if started.exception() is None:
+                started.result().discard()
         for pool in self._pools.values():
             if pool.retry is not None:
                 pool.retry.cancel()
@@ -284,6 +295,8 @@ class WarmPools:
         while len(pool.slots) + pool.starting < self._target(pool) and self._make_room(pool):
             pool.starting += 1
             started = self._launcher.submit(pool.recipe.launch)
+            with self._claim_lock:
+                self._starting.add(started)
             callback = functools.partial(self._started, self._loop, pool, time.monotonic())
             started.add_done_callback(callback)
 
@@ -299,8 +312,15 @@ class WarmPools:
             assert loop is not None
             loop.call_soon_threadsafe(self._arrived, loop, pool, launched, started)
         except RuntimeError:  # the loop is closed: nobody will take this slot
-            if started.exception() is None:
+            if self._claim(started) and started.exception() is None:
                 started.result().discard()
+
+    def _claim(self, started: concurrent.futures.Future[WarmSlot]) -> bool:
+        with self._claim_lock:
+            if started not in self._starting:
+                return False  # close() took it
+            self._starting.discard(started)
+            return True
 
     def _arrived(
         self,
@@ -310,6 +330,8 @@ class WarmPools:
         started: concurrent.futures.Future[WarmSlot],
     ) -> None:
         pool.starting -= 1
+        if not self._claim(started):
+            return
         error = started.exception()
         if error is not None:
             self._failed(pool, error)
