@@ -1,4 +1,4 @@
-"""What the forked child does before it becomes bubblewrap, and the rlimits it sets."""
+"""What the child does before it becomes bubblewrap (done by the supervisor), and its rlimits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import resource
 from dataclasses import dataclass
 
-from forgeai_ls.sandbox import linux
 from forgeai_ls.sandbox.limits import ResourceLimits
 
 BWRAP_OVERHEAD_PROCESSES = 2
@@ -59,7 +58,7 @@ def rlimits_for(limits: ResourceLimits, *, own_uid: bool, cgroup: bool) -> list[
 
 @dataclass(slots=True)
 class ChildSetup:
-    """Runs in the forked child before exec(bwrap): single-threaded, system calls only.
+    """What the supervisor's forked child does before exec(bwrap) (see ``supervisor``).
 
     In order: join the run's cgroups, stage toolchains the sandbox uid cannot reach (root
     only: bind them into a private mount namespace under ``stage_dir``), set the rlimits, and
@@ -72,26 +71,12 @@ class ChildSetup:
     stage_sources: list[str]
     uid: int | None
 
-    def __call__(self) -> None:
-        for attach in self.attach_files:
-            fd = os.open(attach, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        if self.stage_dir is not None and self.stage_sources:
-            linux.unshare_mount_namespace()
-            linux.mount_tmpfs(self.stage_dir, "size=64k,mode=0755")
-            for index, source in enumerate(self.stage_sources):
-                target = f"{self.stage_dir}/{index}"
-                if os.path.isdir(source):
-                    os.mkdir(target)
-                else:
-                    os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o755))
-                linux.bind_mount(source, target)
-        for kind, values in self.rlimits:
-            resource.setrlimit(kind, values)
-        if self.uid is not None:
-            os.setgroups([])
-            os.setresgid(self.uid, self.uid, self.uid)
-            os.setresuid(self.uid, self.uid, self.uid)
+    def wire(self) -> dict[str, object]:
+        """The form the supervisor reads."""
+        return {
+            "attach": list(self.attach_files),
+            "rlimits": [[kind, soft, hard] for kind, (soft, hard) in self.rlimits],
+            "stage_dir": self.stage_dir,
+            "stage_sources": list(self.stage_sources),
+            "uid": self.uid,
+        }

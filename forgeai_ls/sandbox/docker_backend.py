@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -71,11 +72,14 @@ from forgeai_ls.sandbox.steps import (
     final_result,
     signal_from_status,
 )
+from forgeai_ls.sandbox.supervisor_link import SandboxChannel, guard_container
 
 log = logging.getLogger(__name__)
 
 SANDBOX_USER = "65534:65534"
 RUN_LABEL = "org.forgeai.run"
+OWNER_LABEL = "org.forgeai.owner"
+"""``<boot id>:<pid>`` of the ForgeAI process that made the container or volume."""
 
 
 @dataclass
@@ -95,6 +99,8 @@ class _Prepared:
     container_id: str
     stdin: socket.socket
     frames: Any
+    guard: SandboxChannel
+    """The supervisor removes the container if ForgeAI dies before it does."""
     started: bool = False
     """Pooled containers are started ahead: the launcher waits on stdin for the files."""
 
@@ -156,7 +162,8 @@ class _ContainerPool:
 def _discard(engine: Engine, prepared: _Prepared) -> None:
     prepared.stdin.close()
     prepared.frames.close()
-    _remove(engine, prepared.container_id)
+    if _remove(engine, prepared.container_id):
+        prepared.guard.release()
 
 
 def _pool_key(config: dict[str, Any]) -> str:
@@ -186,10 +193,12 @@ class DockerBackend:
             self._pool.drain(self._engine)
 
     def engine(self) -> Engine:
-        """One connection per backend, reused by every run (the seed's connection reuse)."""
+        """One connection per backend, reused by every run (the seed's connection reuse).
+        On connecting, what dead ForgeAI processes of this machine left is removed."""
         with self._lock:
             if self._engine is None:
                 self._engine = connect(self.base_url)
+                sweep_dead_owners(self._engine)
             return self._engine
 
     async def run(self, request: SandboxRequest) -> ExecutionResult:
@@ -284,7 +293,7 @@ class DockerBackend:
             "environment": environment,
             "hostname": "sandbox",
             "stdin_open": True,  # not detached: StdinOnce, stdin ends when we close it
-            "labels": {RUN_LABEL: uuid.uuid4().hex},
+            "labels": {RUN_LABEL: uuid.uuid4().hex, OWNER_LABEL: owner_label()},
             "host_config": host_config,
         }
 
@@ -306,13 +315,14 @@ class DockerBackend:
             profile_file = _profile_file(request.seccomp_profile)
         config = self._container_config(engine, request, spec, step, volume, profile_file)
         container_id: str | None = None
+        guard: SandboxChannel | None = None
         try:
             prepared = self._pool.take(_pool_key(config)) if self._pool else None
             if prepared is None:
                 prepared = await asyncio.to_thread(_prepare, engine, config)
             if self._pool is not None:
                 self._pool.refill(engine, _pool_key(config), config)
-            container_id = prepared.container_id
+            container_id, guard = prepared.container_id, prepared.guard
             stdin_socket, frames = prepared.stdin, prepared.frames
             started = time.monotonic()
             if not prepared.started:
@@ -363,8 +373,8 @@ class DockerBackend:
             duration_ms = (time.monotonic() - started) * 1000
             oom = await asyncio.to_thread(_oom_killed, engine, container_id)
         finally:
-            if container_id is not None:
-                _remove(engine, container_id)
+            if container_id is not None and _remove(engine, container_id) and guard is not None:
+                guard.release()
             if profile_file is not None:
                 os.unlink(profile_file)
         yield StepFinished(_step_result(step, limits, state, status, oom, engine, duration_ms))
@@ -394,12 +404,18 @@ def _prepare(engine: Engine, config: dict[str, Any]) -> _Prepared:
     attaching to a container that has already exited can leave the stream open forever."""
     container_id = _create(engine, config)
     try:
-        stdin = _attach_stdin(engine, container_id)
-        frames = _attach_output(engine, container_id)
+        guard = guard_container(engine.url, container_id)
     except BaseException:
         _remove(engine, container_id)
         raise
-    return _Prepared(container_id, stdin, frames)
+    try:
+        stdin = _attach_stdin(engine, container_id)
+        frames = _attach_output(engine, container_id)
+    except BaseException:
+        if _remove(engine, container_id):
+            guard.release()
+        raise
+    return _Prepared(container_id, stdin, frames, guard)
 
 
 def _start(engine: Engine, container_id: str) -> None:
@@ -534,23 +550,67 @@ def _oom_killed(engine: Engine, container_id: str) -> bool:
         return False
 
 
-def _remove(engine: Engine, container_id: str) -> None:
+def _remove(engine: Engine, container_id: str) -> bool:
     """Kill and delete; synchronous, so it completes even when the caller was cancelled.
     Bounded by the client's timeout: an engine that stops answering leaves the container
-    (labelled, so it can be found) rather than the run hanging."""
-    with contextlib.suppress(NotFound):
-        try:
-            engine.client.api.remove_container(container_id, force=True, v=True)
-        except APIError as exc:
-            if "already in progress" not in str(exc):
-                raise
-        except RequestException:
-            log.warning("the engine did not remove container %s in time", container_id[:12])
+    (labelled, and still in the supervisor's care) rather than the run hanging. True when
+    the container is gone."""
+    try:
+        engine.client.api.remove_container(container_id, force=True, v=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if "already in progress" not in str(exc):
+            raise
+    except RequestException:
+        log.warning("the engine did not remove container %s in time", container_id[:12])
+        return False
+    return True
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            return boot.read().strip()
+    except OSError:
+        return "unknown-boot"
+
+
+def owner_label() -> str:
+    return f"{_boot_id()}:{os.getpid()}"
+
+
+def _dead_owner(labels: Mapping[str, str] | None) -> bool:
+    """Made by a ForgeAI process of this boot of this machine that is gone."""
+    boot, _, pid = (labels or {}).get(OWNER_LABEL, "").rpartition(":")
+    if boot != _boot_id() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def sweep_dead_owners(engine: Engine) -> int:
+    """Remove containers and volumes whose ForgeAI process died before removing them (its
+    supervisor too, or the engine did not answer it); returns how many."""
+    removed = 0
+    try:
+        containers = engine.client.api.containers(all=True, filters={"label": OWNER_LABEL})
+        for container in containers:
+            if _dead_owner(container.get("Labels")) and _remove(engine, container["Id"]):
+                removed += 1
+        listing = engine.client.api.volumes(filters={"label": OWNER_LABEL}) or {}
+        for volume in listing.get("Volumes") or []:
+            if _dead_owner(volume.get("Labels")):
+                _remove_volume(engine, volume["Name"])
+                removed += 1
+    except (DockerException, RequestException) as exc:
+        log.warning("could not look for containers left by dead ForgeAI processes: %s", exc)
+    return removed
 
 
 def _create_volume(engine: Engine) -> str:
     name = f"forgeai-build-{uuid.uuid4().hex[:16]}"
-    engine.client.volumes.create(name=name, labels={RUN_LABEL: name})
+    engine.client.volumes.create(name=name, labels={RUN_LABEL: name, OWNER_LABEL: owner_label()})
     return name
 
 

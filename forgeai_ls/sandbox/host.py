@@ -12,7 +12,6 @@ from pathlib import Path
 
 from forgeai_ls.errors import SandboxUnavailableError
 from forgeai_ls.runtime_dir import NotPrivateError, private_dir, runtime_base
-from forgeai_ls.sandbox import linux
 from forgeai_ls.sandbox.cgroups import CgroupManager, detect_cgroups
 from forgeai_ls.sandbox.etc_tree import build_etc_tree
 from forgeai_ls.sandbox.seccomp import seccomp_program
@@ -40,7 +39,6 @@ class NativeHost:
     stage_dir: Path | None
     """Root only: where toolchains unreadable by the sandbox uid are bind-mounted for bwrap."""
     seccomp: bytes | None
-    subreaper: bool
     etc_dir: Path
     """The sandbox's read-only /etc (see etc_tree)."""
 
@@ -90,12 +88,6 @@ def detect_native_host() -> NativeHost:
     is_root = os.geteuid() == 0
     base = _runtime_base()
     runtime_dir = _private_dir(base / "work", 0o711 if is_root else 0o700)
-    try:
-        linux.set_child_subreaper()
-        subreaper = True
-    except OSError as exc:
-        log.warning("cannot become a child subreaper (%s); sandbox CPU times unavailable", exc)
-        subreaper = False
     cgroups = detect_cgroups()
     bases = [cgroups.memory_base, cgroups.pids_base] if cgroups is not None else []
     sweep_stale(runtime_dir, dict.fromkeys(bases))
@@ -107,6 +99,5 @@ def detect_native_host() -> NativeHost:
         runtime_dir=runtime_dir,
         stage_dir=_private_dir(base / "stage", 0o755) if is_root else None,
         seccomp=seccomp_program(),
-        subreaper=subreaper,
         etc_dir=build_etc_tree(_private_dir(base / "etc", 0o711 if is_root else 0o700)),
     )

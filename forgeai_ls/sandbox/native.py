@@ -2,15 +2,16 @@
 
 Process layout of one step::
 
-    ForgeAI (child subreaper)
-      └─ bwrap monitor            (unprivileged uid; rlimits; per-run cgroup)
-           └─ bwrap init, PID 1   (new user/pid/ipc/uts/net/mount namespaces)
-                └─ the program and everything it starts
+    ForgeAI ── asks ──▶ supervisor (own session, child subreaper; see ``supervisor``)
+                          └─ bwrap monitor            (unprivileged uid; rlimits; run cgroup)
+                               └─ bwrap init, PID 1   (new user/pid/ipc/uts/net/mount namespaces)
+                                    └─ the program and everything it starts
 
 Killing PID 1 kills the whole PID namespace, so a timeout, an output cap or a cancellation
-leaves nothing behind, ``setsid`` and ``nohup`` children included. The bwrap monitor exits
-without reaping PID 1, which therefore re-parents to ForgeAI (the subreaper) and is reaped
-there; its resource usage includes every process of the run.
+leaves nothing behind, ``setsid`` and ``nohup`` children included. The supervisor does the
+killing, from outside every sandbox: when ForgeAI asks, when ForgeAI dies (at any moment, even
+SIGKILLed), and at a wall-clock backstop; a PID 1 whose monitor died re-parents to it and is
+killed. The resource usage it reports covers every process of the run.
 """
 
 from __future__ import annotations
@@ -357,8 +358,11 @@ class NativeBackend:
                 stage_sources=roots,
                 uid=workspace.uid,
             )
+            cleanup = [("rmtree", str(workspace.path))]
+            if cgroup is not None:
+                cleanup += [("rmdir", os.path.dirname(attach)) for attach in cgroup.attach_files]
             handed_over, pass_fds = pass_fds, []
-            process.start(command.argv, handed_over, setup)  # closes them, even on failure
+            process.start(command.argv, handed_over, setup, cleanup)  # closes them, even on failure
         except BaseException:
             for fd in pass_fds:
                 os.close(fd)
@@ -411,11 +415,11 @@ def _step_result(
     else:
         exit_code, signal = signal_from_status(outcome.monitor_status)
     usage = outcome.usage
-    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 if usage is not None else None
+    cpu_ms = usage.cpu_seconds * 1000
     peak = (
         stats.peak_memory_bytes
         if stats and stats.peak_memory_bytes
-        else (usage.ru_maxrss * 1024 if usage is not None else None)
+        else (usage.max_rss_kib * 1024 or None)
     )
     evidence = StepEvidence(
         signal=signal,

@@ -2,7 +2,11 @@
 
 The filter allows ordinary programs everything they need and refuses (EPERM) the system calls
 that only serve to attack the kernel or escape: kernel modules and keyrings, mounting, tracing
-other processes' memory, BPF, perf, io_uring, userfaultfd, clock and reboot control.
+other processes (``ptrace``: a program could otherwise attach to its sandbox's PID 1 and disarm
+it; no official plugin debugs), BPF, perf, io_uring, userfaultfd, clock and reboot control.
+Sockets are limited to the families a program needs — Unix, IPv4, IPv6 and netlink's route
+protocol (interface listing) — others (vsock, a path to the hypervisor; packet; Bluetooth; the
+kernel's crypto API; ...) fail with EAFNOSUPPORT, as if the kernel lacked them.
 bubblewrap already forbids new user namespaces (``--disable-userns``).
 """
 
@@ -59,6 +63,7 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "pivot_root",
     "process_vm_readv",
     "process_vm_writev",
+    "ptrace",
     "query_module",
     "quotactl",
     "reboot",
@@ -78,6 +83,34 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "vm86",
     "vm86old",
 )
+
+
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+NETLINK_ROUTE = 0
+_FAMILY_CEILING = 63
+"""Above every address family Linux defines (AF_MAX is 46 in 6.x)."""
+SOCKET_SYSCALLS = ("socket", "socketpair")
+"""Their first argument is the family; ForgeAI's rules for them replace any plugin rule."""
+
+
+def _family_rules(pyseccomp: Any) -> list[tuple[Any, ...]]:
+    """Argument conditions (each tuple ANDed) under which a socket call is refused.
+
+    libseccomp takes one comparison per argument and rule, so the refused families are listed
+    one by one up to ``_FAMILY_CEILING``, and everything above it is refused with one rule.
+    Comparisons see the whole 64-bit register: a family with high bits set (which the kernel
+    would truncate to an int) is above the ceiling and so refused too.
+    """
+    arg = pyseccomp.Arg
+    allowed = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK}
+    rules: list[tuple[Any, ...]] = [
+        (arg(0, pyseccomp.EQ, family),)
+        for family in range(_FAMILY_CEILING + 1)
+        if family not in allowed
+    ]
+    rules.append((arg(0, pyseccomp.GT, _FAMILY_CEILING),))
+    rules.append((arg(0, pyseccomp.EQ, AF_NETLINK), arg(2, pyseccomp.NE, NETLINK_ROUTE)))
+    return rules
 
 
 def _action(pyseccomp: Any, name: str, errno_ret: int | None) -> Any:
@@ -121,7 +154,7 @@ def _build(profile_json: str | None) -> bytes | None:
     )
     try:
         syscall_filter = pyseccomp.SyscallFilter(default)
-        denied = set(DENIED_SYSCALLS)
+        denied = {*DENIED_SYSCALLS, *SOCKET_SYSCALLS}
         # The plugin's rules may restrict further; they never lift ForgeAI's own denials.
         for name, action, errno_ret in _rules(profile):
             if name in denied:
@@ -131,6 +164,9 @@ def _build(profile_json: str | None) -> bytes | None:
         for name in DENIED_SYSCALLS:
             with contextlib.suppress(ValueError, RuntimeError, OSError):
                 syscall_filter.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+        for name in SOCKET_SYSCALLS:
+            for conditions in _family_rules(pyseccomp):
+                syscall_filter.add_rule(pyseccomp.ERRNO(errno.EAFNOSUPPORT), name, *conditions)
         with tempfile.TemporaryFile() as out:
             syscall_filter.export_bpf(out)
             out.seek(0)

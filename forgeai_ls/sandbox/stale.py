@@ -1,16 +1,21 @@
 """Cleaning up after ForgeAI processes that were killed before they could clean up themselves.
 
 Per-run directories and cgroups carry the owning process id in their names
-(``exec-<pid>-...``, ``run-<pid>-...``). A SIGKILLed ForgeAI leaves them behind (its sandboxes
-die with it: bwrap runs with --die-with-parent); the next ForgeAI process removes them.
+(``exec-<pid>-...``, ``run-<pid>-...``). When ForgeAI dies, its supervisor ends its sandboxes
+and removes them; when the supervisor was killed too (both SIGKILLed at once), they stay, and
+the next ForgeAI process removes them: it kills whatever still runs in a stale cgroup, then
+removes the group and the work directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+import signal
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,10 +41,27 @@ def sweep_stale(work_dirs: Path, cgroup_bases: Iterable[Path]) -> int:
             removed += 1
     for base in cgroup_bases:
         for entry in list(base.iterdir()) if base.is_dir() else []:
-            if entry.is_dir() and _owner_gone(entry.name):
-                try:
-                    entry.rmdir()  # only succeeds when no process is left in it
-                    removed += 1
-                except OSError as exc:
-                    log.debug("stale cgroup %s not removed: %s", entry, exc)
+            if entry.is_dir() and _owner_gone(entry.name) and _empty_group(entry):
+                removed += 1
     return removed
+
+
+def _empty_group(group: Path, seconds: float = 2.0) -> bool:
+    """Kill every process left in ``group`` (again, while new ones appear), then remove it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            pids = [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            pids = []
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            group.rmdir()  # only succeeds once no process is left in it
+            return True
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                log.warning("stale cgroup %s not removed: %s", group, exc)
+                return False
+        time.sleep(0.02)

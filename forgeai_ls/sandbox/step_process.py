@@ -1,8 +1,10 @@
-"""One running bubblewrap process: its output, stdin, limits in time and output, and its end.
+"""One running bubblewrap sandbox: its output, stdin, limits in time and output, and its end.
 
-Everything here runs on the event loop's thread with non-blocking descriptors watched by the
-loop (the program's stdout and stderr, bwrap's JSON status pipe and a pidfd for its exit); no
-helper threads. The output cap and the wall clock are enforced here by killing the sandbox.
+The sandbox is started and ended by the supervisor (see ``supervisor``); everything here runs
+on the event loop's thread with non-blocking descriptors watched by the loop (the program's
+stdout and stderr, bwrap's JSON status pipe and the sandbox's channel to the supervisor, which
+reports its end); no helper threads. The output cap and the wall clock are enforced here by
+having the supervisor kill the sandbox; the supervisor also holds a wall clock of its own.
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ import contextlib
 import functools
 import json
 import os
-import resource
-import signal as signals
-import subprocess
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO
 
 from forgeai_ls.errors import SandboxSetupError
+from forgeai_ls.sandbox.child_setup import ChildSetup
 from forgeai_ls.sandbox.events import OutputChunk, StreamName
 from forgeai_ls.sandbox.limits import ResourceLimits
 from forgeai_ls.sandbox.result import StepName
 from forgeai_ls.sandbox.steps import StdinSource
+from forgeai_ls.sandbox.supervisor_link import SandboxChannel, spawn
 
 _READ_SIZE = 64 * 1024
 _QUEUE_HIGH_BYTES = 1024 * 1024
@@ -32,6 +32,13 @@ _QUEUE_HIGH_BYTES = 1024 * 1024
 writes then block), so a slow consumer never makes ForgeAI hold a flood in memory."""
 _QUEUE_LOW_BYTES = 256 * 1024
 _BWRAP_ERROR_PREFIX = b"bwrap: "
+_BACKSTOP_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu_seconds: float
+    max_rss_kib: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +54,8 @@ class StepOutcome:
     output_capped: bool
     stdout: bytes
     stderr: bytes
-    usage: resource.struct_rusage | None
-    """Resource usage of the sandbox's PID 1, which includes every process of the run."""
+    usage: Usage
+    """Resources used by every process of the run."""
     duration_ms: float
 
 
@@ -91,8 +98,10 @@ class StepProcess:
         self._queue: asyncio.Queue[OutputChunk | None] = asyncio.Queue()
         self._watched: list[int] = []
         self._output_fds: dict[int, Callable[[], None]] = {}
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._pidfd = -1
+        self._channel: SandboxChannel | None = None
+        self._stdin_fd = -1
+        self._stdout_fd = -1
+        self._stderr_fd = -1
         self._inner_pid: int | None = None
         self._exited = False
         self._killed = False
@@ -106,37 +115,41 @@ class StepProcess:
     # -- start --------------------------------------------------------------------------------
 
     def start(
-        self, argv: Sequence[str], pass_fds: Sequence[int], preexec: Callable[[], None]
+        self,
+        argv: Sequence[str],
+        pass_fds: Sequence[int],
+        setup: ChildSetup,
+        cleanup: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Spawn bwrap; the descriptors in ``pass_fds`` are closed here once it has them."""
+        """Have the supervisor start bwrap; the descriptors in ``pass_fds`` (kept at their
+        numbers in the sandbox) are closed here once it has them. ``cleanup``: what the
+        supervisor removes if ForgeAI dies before the sandbox ends."""
         self._started = time.monotonic()
+        ends: dict[int, int] = {}
         try:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL if self._stdin is None else subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={},
-                pass_fds=[self.status_fd, *pass_fds],
-                preexec_fn=preexec,
-                close_fds=True,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
+            if self._stdin is not None:
+                stdin_read, self._stdin_fd = os.pipe2(os.O_CLOEXEC)
+                ends[0] = stdin_read
+            self._stdout_fd, ends[1] = os.pipe2(os.O_CLOEXEC)
+            self._stderr_fd, ends[2] = os.pipe2(os.O_CLOEXEC)
+            targets = {**ends, self.status_fd: self.status_fd, **{fd: fd for fd in pass_fds}}
+            self._channel = spawn(argv, targets, setup.wire(), cleanup)
+        except BaseException:
             os.close(self._status_read)
             self._status_read = -1
-            raise SandboxSetupError(
-                f"could not start the sandbox for the {self.step.value} step: {exc}",
-                hint="check that bubblewrap works: 'bwrap --ro-bind / / true'",
-            ) from exc
+            for fd in (self._stdin_fd, self._stdout_fd, self._stderr_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._stdin_fd = self._stdout_fd = self._stderr_fd = -1
+            raise
         finally:
-            for fd in (self.status_fd, *pass_fds):
+            for fd in (*ends.values(), self.status_fd, *pass_fds):
                 os.close(fd)
-        self._pidfd = os.pidfd_open(self._proc.pid)
 
     @property
     def pid(self) -> int | None:
         """The bwrap monitor's pid."""
-        return self._proc.pid if self._proc is not None else None
+        return self._channel.pid if self._channel is not None else None
 
     @property
     def inner_pid(self) -> int | None:
@@ -146,9 +159,10 @@ class StepProcess:
         return self._inner_pid
 
     @property
-    def pidfd(self) -> int:
-        """A descriptor that becomes readable when bwrap has exited."""
-        return self._pidfd
+    def ended_fd(self) -> int:
+        """A descriptor that becomes readable when the sandbox has ended."""
+        assert self._channel is not None
+        return self._channel.fileno()
 
     def assign(self, stdin: StdinSource, end_fd: int = -1) -> None:
         """Give a started, still unused process (a warm slot) its input; from now on it is
@@ -164,7 +178,7 @@ class StepProcess:
 
     def discard(self) -> None:
         """Kill and reap a process whose output nobody reads (an unused warm slot)."""
-        if self._proc is None or self.outcome is not None:
+        if self._channel is None or self.outcome is not None:
             return
         self._on_status()  # learn the sandbox's PID 1, if bwrap has reported it
         self.kill()
@@ -184,26 +198,26 @@ class StepProcess:
 
         Leaving the iteration early (cancellation, ``aclose``) kills the sandbox first.
         """
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None and proc.stderr is not None
+        assert self._channel is not None
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         done.add_done_callback(lambda _f: self._queue.put_nowait(None))
-        streams: tuple[tuple[IO[bytes], StreamName], ...] = (
-            (proc.stdout, "stdout"),
-            (proc.stderr, "stderr"),
+        streams: tuple[tuple[int, StreamName], ...] = (
+            (self._stdout_fd, "stdout"),
+            (self._stderr_fd, "stderr"),
         )
-        for pipe, name in streams:
-            os.set_blocking(pipe.fileno(), False)
-            self._output_fds[pipe.fileno()] = functools.partial(
-                self._on_output, pipe.fileno(), name, done
-            )
+        for fd, name in streams:
+            os.set_blocking(fd, False)
+            self._output_fds[fd] = functools.partial(self._on_output, fd, name, done)
         for fd, reader in self._output_fds.items():
             self._watch(fd, reader)
         self._watch(self._status_read, self._on_status)
-        self._watch(self._pidfd, functools.partial(self._on_exit, done))
+        self._watch(self.ended_fd, functools.partial(self._on_exit, done))
         if self._end_fd >= 0:
             self._watch(self._end_fd, self._on_end_report)
+        # The supervisor's own wall clock, a little later than ForgeAI's: it holds when this
+        # process is too busy (or too stuck) to end the run itself.
+        self._channel.backstop(self.limits.wall_timeout + _BACKSTOP_GRACE_SECONDS)
         stdin_task = (
             asyncio.ensure_future(self._feed_stdin(self._stdin))
             if self._stdin is not None
@@ -238,11 +252,8 @@ class StepProcess:
         self._stop()
 
     def _stop(self) -> None:
-        assert self._proc is not None
-        for pid in (self._inner_pid, self._proc.pid):
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signals.SIGKILL)
+        assert self._channel is not None
+        self._channel.kill()
 
     # -- event-loop callbacks -----------------------------------------------------------------
 
@@ -355,7 +366,10 @@ class StepProcess:
                     break
 
     def _on_exit(self, done: asyncio.Future[None]) -> None:
-        self._unwatch(self._pidfd)
+        assert self._channel is not None
+        if self._channel.read_end(block=False) is None:
+            return
+        self._unwatch(self._channel.fileno())
         self._exited = True
         self._check_done(done)
 
@@ -371,24 +385,23 @@ class StepProcess:
     # -- end ----------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        proc = self._proc
-        assert proc is not None
-        _, status, _ = os.wait4(proc.pid, 0)
+        channel = self._channel
+        assert channel is not None
+        end = channel.read_end(block=True)
+        assert end is not None
+        channel.close()
         self._exited = True
         self._on_status()
-        usage = self._reap_inner()
-        for stream in (proc.stdout, proc.stderr, proc.stdin):
-            if stream is not None:
+        for fd in (self._stdout_fd, self._stderr_fd, self._stdin_fd, self._status_read):
+            if fd >= 0:
                 with contextlib.suppress(OSError):
-                    stream.close()
-        os.close(self._pidfd)
-        os.close(self._status_read)
+                    os.close(fd)
+        self._stdout_fd = self._stderr_fd = self._stdin_fd = -1
         if self._end_fd >= 0:
             os.close(self._end_fd)
             self._end_fd = -1
-        proc.returncode = os.waitstatus_to_exitcode(status)
         self.outcome = StepOutcome(
-            monitor_status=proc.returncode,
+            monitor_status=os.waitstatus_to_exitcode(end.status),
             program_status=(
                 self._reported_status
                 if self._reported_status is not None and not self._killed
@@ -399,24 +412,13 @@ class StepProcess:
             output_capped=self._output.capped,
             stdout=bytes(self._output.captured["stdout"]),
             stderr=bytes(self._output.captured["stderr"]),
-            usage=usage,
+            usage=Usage(end.cpu_seconds, end.max_rss_kib),
             duration_ms=(time.monotonic() - self._started) * 1000,
         )
 
-    def _reap_inner(self) -> resource.struct_rusage | None:
-        """Reap bwrap's PID 1, re-parented to this (subreaper) process when the monitor left."""
-        if self._inner_pid is None:
-            return None
-        try:
-            _, _, usage = os.wait4(self._inner_pid, 0)
-        except ChildProcessError:  # not our child: this process is no subreaper
-            return None
-        return usage
-
     async def _feed_stdin(self, source: bytes | AsyncIterator[bytes]) -> None:
         """Write stdin without blocking the loop; a program that stops reading is fine."""
-        assert self._proc is not None and self._proc.stdin is not None
-        fd = self._proc.stdin.fileno()
+        fd = self._stdin_fd
         os.set_blocking(fd, False)
         try:
             if isinstance(source, bytes):
@@ -427,8 +429,9 @@ class StepProcess:
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
-            with contextlib.suppress(OSError):
-                self._proc.stdin.close()
+            if self._stdin_fd >= 0:
+                os.close(self._stdin_fd)
+                self._stdin_fd = -1
 
 
 async def _write_all(fd: int, data: bytes) -> None:

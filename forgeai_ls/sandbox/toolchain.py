@@ -3,12 +3,16 @@
 Version managers put proxies on PATH: pyenv's shims are shell scripts that pick a version at
 run time, rustup's ``rustc`` is the rustup binary itself. Neither works inside the sandbox (no
 manager state, no home directory), so a command is resolved on the host to the real executable,
-and the directory tree it lives in (its *toolchain root*) is mounted read-only at the same path.
+and the installation prefix it lives in (its *toolchain root*) is mounted read-only at the same
+path — never a tree that also holds other data (a home directory, ``~/.local``): then only the
+executable itself is mounted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shutil
 import subprocess
 import threading
@@ -99,19 +103,54 @@ def _through_version_manager(found: str, name: str, env: dict[str, str]) -> str:
 
 
 _TOO_BROAD = frozenset(
-    {"/", "/home", "/root", "/opt", "/etc", "/var", "/tmp", "/run", "/srv", "/mnt"}
+    {"/", "/home", "/root", "/opt", "/etc", "/var", "/tmp", "/run", "/srv", "/mnt", "/usr/local"}
 )
+_SHARED_PREFIX_NAMES = frozenset({".local", ".config", ".cache", ".var"})
+"""Per-user trees that hold many programs' data (``~/.local/share/keyrings``, an editor's
+history in ``~/.local/state``) besides the odd executable in ``~/.local/bin``."""
+_SHARED_PREFIX_PAIRS = frozenset({(".local", "share"), (".local", "state"), (".local", "lib")})
+_USER_DATA_MARKERS = (
+    "share/keyrings",
+    "state/nvim",
+    "share/nvim",
+    "share/recently-used.xbel",
+    ".ssh",
+    ".gnupg",
+    ".bash_history",
+)
+"""Found in a would-be toolchain prefix, these mean it holds a user's data."""
+
+
+def _homes() -> set[Path]:
+    homes = {Path.home()}
+    with contextlib.suppress(KeyError, OSError):
+        homes.update(Path(entry.pw_dir) for entry in pwd.getpwall() if entry.pw_dir)
+    return homes
+
+
+def holds_other_data(root: Path) -> bool:
+    """Whether ``root`` is more than one toolchain's installation: a top-level tree, a home
+    directory (anyone's) or one of its ancestors, a per-user tree shared by many programs
+    (``~/.local``, ``~/.config``...), or a directory with a user's data in it."""
+    if str(root) in _TOO_BROAD or len(root.parts) <= 2:
+        return True
+    for home in _homes():
+        if root == home or root in home.parents:
+            return True
+    if root.name in _SHARED_PREFIX_NAMES or (root.parent.name, root.name) in _SHARED_PREFIX_PAIRS:
+        return True
+    return any(os.path.lexists(root / marker) for marker in _USER_DATA_MARKERS)
 
 
 def _toolchain_root(executable: str) -> str | None:
+    """What to mount for ``executable``: nothing (a system tool), its installation prefix
+    (``<prefix>/bin/<tool>`` — a pyenv version, a rustup toolchain, ``/opt/<tool>``), or, when
+    that prefix also holds other data (``~/.local/bin/<tool>``), the executable alone."""
     if executable.startswith(SYSTEM_PREFIXES):
         return None
     parent = Path(executable).parent
-    # The usual layout is <root>/bin/<tool>, with libraries under <root>/lib.
     root = parent.parent if parent.name == "bin" else parent
-    home = Path.home()
-    if str(root) in _TOO_BROAD or root in (home, *home.parents):
-        # Never expose a whole home directory or top-level tree: mount only the executable.
+    if holds_other_data(root):
         return executable
     return str(root)
 

@@ -396,13 +396,13 @@ class WarmPools:
 
     def _watch(self, pool: _KeyPool, slot: WarmSlot) -> None:
         assert self._loop is not None
-        self._loop.add_reader(slot.process.pidfd, self._on_death, pool, slot)
+        self._loop.add_reader(slot.process.ended_fd, self._on_death, pool, slot)
         if slot.ready_fd is not None:
             self._loop.add_reader(slot.ready_fd, self._on_ready, pool, slot)
 
     def _unwatch(self, slot: WarmSlot) -> None:
         assert self._loop is not None
-        self._loop.remove_reader(slot.process.pidfd)
+        self._loop.remove_reader(slot.process.ended_fd)
         if slot.ready_fd is not None:
             self._loop.remove_reader(slot.ready_fd)
 
@@ -460,5 +460,5 @@ def _average(current: float | None, sample: float) -> float:
 
 
 def _exited(slot: WarmSlot) -> bool:
-    readable, _, _ = select.select([slot.process.pidfd], [], [], 0)
+    readable, _, _ = select.select([slot.process.ended_fd], [], [], 0)
     return bool(readable)

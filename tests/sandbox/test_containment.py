@@ -352,3 +352,88 @@ async def test_hostile_runs_leave_no_state_on_the_host() -> None:
         assert leftover() == []
     again = await run_code("python", "print('still fine')")
     assert again.stdout == b"still fine\n"
+
+
+_SOCKET_PROBE = """
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+for name, family, kind, protocol in [
+    ("unix", 1, 1, 0), ("inet", 2, 1, 0), ("inet6", 10, 2, 0), ("netlink-route", 16, 3, 0),
+    ("netlink-audit", 16, 3, 9), ("vsock", 40, 1, 0), ("packet", 17, 3, 0), ("alg", 38, 5, 0),
+    ("bluetooth", 31, 1, 0), ("unspec", 0, 1, 0), ("unix-with-high-bits", (1 << 32) | 1, 1, 0),
+]:
+    fd = libc.socket(ctypes.c_long(family), kind, protocol)
+    print(name, "ok" if fd >= 0 else errno.errorcode[ctypes.get_errno()])
+pair = (ctypes.c_int * 2)()
+print("socketpair-vsock", libc.socketpair(40, 1, 0, pair), errno.errorcode[ctypes.get_errno()])
+"""
+
+
+@pytest.mark.parametrize("network", [False, True], ids=["network-off", "network-on"])
+async def test_only_the_socket_families_a_program_needs(network: bool) -> None:
+    """vsock (a path to the hypervisor), packet, crypto API, Bluetooth... are refused with
+    EAFNOSUPPORT; Unix, IPv4, IPv6 and netlink's route protocol work."""
+    result = await run_code("python", _SOCKET_PROBE, network=network)
+    assert result.exit_code == 0, result.stderr
+    seen = dict(line.split(" ", 1) for line in result.stdout.decode().splitlines())
+    assert seen == {
+        "unix": "ok",
+        "inet": "ok",
+        "inet6": "ok",
+        "netlink-route": "ok",
+        "netlink-audit": "EAFNOSUPPORT",
+        "vsock": "EAFNOSUPPORT",
+        "packet": "EAFNOSUPPORT",
+        "alg": "EAFNOSUPPORT",
+        "bluetooth": "EAFNOSUPPORT",
+        "unspec": "EAFNOSUPPORT",
+        "unix-with-high-bits": "EAFNOSUPPORT",
+        "socketpair-vsock": "-1 EAFNOSUPPORT",
+    }
+
+
+async def test_a_program_cannot_trace_its_sandbox() -> None:
+    """ptrace is refused: attaching to PID 1 (bwrap's init) would let a program disarm it."""
+    code = (
+        "import ctypes, errno\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.ptrace(16, 1, 0, 0), errno.errorcode[ctypes.get_errno()])\n"  # ATTACH
+        "print(libc.ptrace(0, 0, 0, 0), errno.errorcode[ctypes.get_errno()])\n"  # TRACEME
+    )
+    result = await run_code("python", code)
+    assert result.stdout == b"-1 EPERM\n-1 EPERM\n", result.stderr
+
+
+async def test_a_toolchain_in_dot_local_exposes_nothing_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real tool installed as ~/.local/bin/<tool> runs, and the keyring and editor history
+    under the same ~/.local stay invisible to the program."""
+    import shutil
+
+    from forgeai_ls.sandbox import NativeBackend
+    from forgeai_ls.sandbox.limits import ResourceLimits
+    from forgeai_ls.sandbox.request import SandboxRequest, StepSpec
+    from forgeai_ls.sandbox.toolchain import ToolchainResolver
+
+    home = tmp_path / "home"
+    secrets = [
+        home / ".local" / "share" / "keyrings" / "login.keyring",
+        home / ".local" / "state" / "nvim" / "shada" / "main.shada",
+    ]
+    for secret in secrets:
+        secret.parent.mkdir(parents=True)
+        secret.write_text("TOP-SECRET\n")
+    tool = home / ".local" / "bin" / "peek"
+    tool.parent.mkdir(parents=True)
+    shutil.copy("/bin/cat", tool)
+    home.chmod(0o755)
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    backend = NativeBackend(ToolchainResolver({"PATH": f"{tool.parent}:/usr/bin:/bin"}))
+    request = SandboxRequest(
+        files={"here.txt": b"visible\n"},
+        run=StepSpec(argv=("peek", "here.txt", *map(str, secrets)), limits=ResourceLimits()),
+    )
+    result = await backend.run(request)
+    assert result.stdout == b"visible\n"
+    assert result.stderr.count(b"No such file or directory") == len(secrets), result.stderr

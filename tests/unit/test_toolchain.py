@@ -92,3 +92,49 @@ def test_pyenv_choice_is_read_without_running_pyenv(tmp_path: Path) -> None:
     (tmp_path / "project" / ".python-version").write_text("3.12.2\n")
     assert chosen().endswith("versions/3.12.2/bin/python3")
     assert chosen(PYENV_VERSION="3.10.1").endswith("versions/3.10.1/bin/python3")
+
+
+def _home_with_secrets(home: Path) -> None:
+    """A desktop user's home: keyrings and an editor's history under ~/.local."""
+    (home / ".local" / "share" / "keyrings").mkdir(parents=True)
+    (home / ".local" / "share" / "keyrings" / "login.keyring").write_text("secret")
+    (home / ".local" / "state" / "nvim" / "shada").mkdir(parents=True)
+    (home / ".ssh").mkdir()
+
+
+def test_a_tool_in_dot_local_bin_mounts_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """~/.local/bin/<tool> as a plain file: ~/.local holds other programs' data (keyrings,
+    editor state), so only the executable is mounted."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _home_with_secrets(tmp_path)
+    tool = _executable(tmp_path / ".local" / "bin" / "mytool", "#!/bin/sh\n")
+    resolved = ToolchainResolver({"PATH": str(tool.parent)}).resolve("mytool")
+    assert resolved.toolchain_root == str(tool)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [".pyenv/versions/3.99.0", ".rustup/toolchains/stable-x86_64-unknown-linux-gnu", "opt/tool"],
+)
+def test_a_dedicated_prefix_is_mounted_not_what_is_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """pyenv- and rustup-style prefixes are the mount (their libraries live there), with the
+    secrets of the same home left out."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _home_with_secrets(tmp_path)
+    tool = _executable(tmp_path / prefix / "bin" / "tool", "#!/bin/sh\n")
+    resolved = ToolchainResolver({"PATH": str(tool.parent)}).resolve("tool")
+    assert resolved.toolchain_root == str(tmp_path / prefix)
+
+
+@pytest.mark.parametrize("marker", ["share/keyrings", ".ssh", ".gnupg", "state/nvim"])
+def test_a_prefix_with_a_users_data_in_it_mounts_only_the_tool(tmp_path: Path, marker: str) -> None:
+    """Wherever it is, a would-be prefix that holds a user's data is not mounted."""
+    prefix = tmp_path / "somewhere" / "prefix"
+    (prefix / marker).mkdir(parents=True)
+    tool = _executable(prefix / "bin" / "tool", "#!/bin/sh\n")
+    resolved = ToolchainResolver({"PATH": str(tool.parent)}).resolve("tool")
+    assert resolved.toolchain_root == str(tool)

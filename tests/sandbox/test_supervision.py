@@ -1,0 +1,287 @@
+"""Containment that does not depend on ForgeAI staying alive.
+
+Real `forgeai` and `forgeai-ls` processes are killed (SIGKILL, SIGTERM, SIGHUP) in the middle
+of a run and with warm slots waiting; some runs first have their sandbox's PID 1 disarmed (its
+parent-death signal cleared with ptrace, from the host, as a program could do if ptrace were
+open to it). Every process ForgeAI had started must be gone a few seconds later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.support import disarm
+
+pytestmark = pytest.mark.sandbox
+
+FORGEAI = [sys.executable, "-m", "forgeai_ls.cli.main"]
+SLEEPER = "import time; print('up', flush=True); time.sleep(120)"
+GONE_WITHIN = 8.0
+
+
+def _from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _sandbox_pid1s(processes: list[psutil.Process]) -> list[int]:
+    """bwrap's PID 1 of each sandbox: a bwrap whose parent is a bwrap (the monitor)."""
+    found = []
+    for process in processes:
+        try:
+            if process.name() == "bwrap" and psutil.Process(process.ppid()).name() == "bwrap":
+                found.append(process.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _disarm(processes: list[psutil.Process]) -> int:
+    pid1s = _sandbox_pid1s(processes)
+    for pid in pid1s:
+        try:
+            before = disarm.parent_death_signal(pid)
+        except PermissionError:
+            if os.geteuid() == 0:
+                raise
+            pytest.skip("this user may not trace the sandbox's PID 1 from the host")
+        assert before == signal.SIGKILL
+        disarm.clear_parent_death_signal(pid)
+        assert disarm.parent_death_signal(pid) == 0
+    return len(pid1s)
+
+
+def _still_alive(processes: list[psutil.Process], seconds: float = GONE_WITHIN) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = []
+        for process in processes:
+            try:
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{process.pid} {' '.join(process.cmdline())[:100]}")
+            except psutil.NoSuchProcess:
+                continue
+        if not alive or time.monotonic() > deadline:
+            for process in processes:  # never leave them to the next test
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    continue
+            return alive
+        time.sleep(0.05)
+
+
+needs_ptrace = pytest.mark.skipif(not disarm.SUPPORTED, reason="the disarming helper is x86-64")
+
+
+@pytest.mark.parametrize("disarmed", [False, pytest.param(True, marks=needs_ptrace)])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=["KILL", "TERM", "HUP"]
+)
+def test_a_cli_that_dies_leaves_no_sandbox(signum: int, disarmed: bool, tmp_path: Path) -> None:
+    env = {**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", "--timeout", "300", "-l", "python", "-c", SLEEPER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_from_a_terminal,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    processes = _descendants(proc.pid)
+    assert _sandbox_pid1s(processes)
+    if disarmed:
+        _disarm(processes)
+    proc.send_signal(signum)
+    proc.wait(timeout=20)
+    assert _still_alive(processes) == []
+
+
+def test_a_hung_forgeai_still_ends_the_run_at_the_wall_clock(tmp_path: Path) -> None:
+    """ForgeAI stopped (SIGSTOP: as stuck as a process can be) cannot end its run; the
+    supervisor's own clock ends it a little after the limit."""
+    env = {**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", "--timeout", "1", "-l", "python", "-c", SLEEPER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    processes = _descendants(proc.pid)
+    sandbox = [p for p in processes if p.pid in _sandbox_pid1s(processes)]
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        assert _still_alive(sandbox, seconds=10) == []
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert proc.wait(timeout=20) == 124  # ForgeAI, resumed, reports the timeout
+
+
+class _LspServer:
+    """Just enough of an LSP client over stdio to start runs and then kill the server."""
+
+    def __init__(self, home: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forgeai_ls"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "FORGEAI_HOME": str(home)},
+        )
+        self.messages: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._next = 0
+
+    def _read(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        while True:
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if not line:
+                return
+            message = json.loads(stream.read(length))
+            with self._changed:
+                self.messages.append(message)
+                self._changed.notify_all()
+
+    def send(self, method: str, params: Any, *, request: bool = True) -> int:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+        if request:
+            self._next += 1
+            message["id"] = self._next
+        body = json.dumps(message).encode()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.proc.stdin.flush()
+        return self._next
+
+    def wait_for(self, predicate: Any, seconds: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                left = deadline - time.monotonic()
+                assert left > 0, "the server did not answer"
+                self._changed.wait(left)
+
+    def run_file(self, path: Path, text: str) -> int:
+        uri = path.as_uri()
+        self.send(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+            request=False,
+        )
+        return self.send(
+            "workspace/executeCommand", {"command": "forgeai.runFile", "arguments": [uri]}
+        )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[_LspServer]:
+    lsp = _LspServer(tmp_path / "home")
+    ident = lsp.send("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    lsp.wait_for(lambda m: m.get("id") == ident)
+    lsp.send("initialized", {}, request=False)
+    yield lsp
+    if lsp.proc.poll() is None:
+        lsp.proc.kill()
+    lsp.proc.wait()
+
+
+@pytest.mark.parametrize("disarmed", [False, pytest.param(True, marks=needs_ptrace)])
+def test_a_killed_server_leaves_no_run_and_no_warm_slot(
+    server: _LspServer, tmp_path: Path, disarmed: bool
+) -> None:
+    """kill -9 of forgeai-ls with one run in flight and warm slots waiting."""
+    quick = server.run_file(tmp_path / "quick.py", "print('done')\n")
+    server.wait_for(lambda m: m.get("id") == quick)
+    server.run_file(tmp_path / "sleeper.py", SLEEPER + "\n")
+    server.wait_for(
+        lambda m: m.get("method") == "forgeai/output" and "up" in m["params"].get("text", "")
+    )
+    processes = _descendants(server.proc.pid)
+    assert len(_sandbox_pid1s(processes)) >= 2  # the run, and at least one warm slot
+    if disarmed:
+        _disarm(processes)
+    server.proc.kill()
+    server.proc.wait()
+    assert _still_alive(processes) == []
+
+
+@needs_ptrace
+def test_the_next_start_removes_what_a_double_crash_left(tmp_path: Path) -> None:
+    """ForgeAI and its supervisor SIGKILLed together, the run's PID 1 disarmed: the sandbox
+    outlives both. The next `forgeai run` kills what is left in the stale cgroups and removes
+    them and the work directory."""
+    from forgeai_ls.sandbox.host import detect_native_host
+
+    host = detect_native_host()
+    if host.cgroups is None:
+        pytest.skip("without cgroups a process that escaped both cannot be found again")
+    env = {**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", "--timeout", "300", "-l", "python", "-c", SLEEPER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    processes = _descendants(proc.pid)
+    _disarm(processes)
+    supervisor = [p for p in processes if "supervisor.py" in " ".join(p.cmdline())]
+    assert len(supervisor) == 1
+    proc.kill()
+    supervisor[0].kill()
+    proc.wait()
+    time.sleep(0.5)
+    try:
+        assert [p for p in processes if _running(p)], "the double crash left nothing"
+        assert len(_leftovers(host, proc.pid)) == 3  # work dir, memory and pids groups
+        done = subprocess.run(
+            [*FORGEAI, "run", "-l", "python", "-c", "print(1)"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert [p.pid for p in processes if _running(p)] == []
+        assert _leftovers(host, proc.pid) == []
+    finally:
+        _still_alive(processes, seconds=0)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _leftovers(host: Any, owner: int) -> list[Path]:
+    names = (f"exec-{owner}-", f"run-{owner}-")
+    places = dict.fromkeys([host.runtime_dir, host.cgroups.memory_base, host.cgroups.pids_base])
+    return [p for place in places for p in place.iterdir() if p.name.startswith(names)]
