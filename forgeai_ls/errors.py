@@ -184,14 +184,8 @@ class SecurityProfileError(PluginError):
     CODE = "FORGEAI-E208"
 
 
-class CodeAnalysisError(PluginError):
-    """The plugin's code calls or imports what would bypass the sandbox."""
-
-    CODE = "FORGEAI-E209"
-
-
 class PluginLoadError(PluginError):
-    """The plugin's code failed to load (syntax error, failed import)."""
+    """The plugin's code failed to load in its process (syntax error, failed import)."""
 
     CODE = "FORGEAI-E210"
 
@@ -212,6 +206,13 @@ class ConstructorFailedError(PluginError):
     """The constructor raised an exception."""
 
     CODE = "FORGEAI-E213"
+
+
+class PluginProcessError(PluginError):
+    """A code plugin's sandboxed process crashed, hung, flooded or broke the protocol; it was
+    stopped (other plugins are not affected)."""
+
+    CODE = "FORGEAI-E215"
 
 
 class PluginNotFoundError(PluginError):

@@ -277,7 +277,14 @@ class Daemon:
         except ForgeAIError as exc:
             return terminal.fail(exc, args)
         running = asyncio.ensure_future(
-            stream_run(selected, stdin, terminal, as_json=options.as_json, offload_writes=True)
+            stream_run(
+                selected,
+                stdin,
+                terminal,
+                as_json=options.as_json,
+                raw_output=options.raw_output,
+                offload_writes=True,
+            )
         )
         client = asyncio.ensure_future(self._client_signal(connection))
         await asyncio.wait({running, client}, return_when=asyncio.FIRST_COMPLETED)

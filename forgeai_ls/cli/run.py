@@ -30,6 +30,7 @@ class RunOptions:
     backend: str
     as_json: bool
     compile_cache: bool = True
+    raw_output: bool = False
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -93,6 +94,14 @@ def run(
             help="Reuse the output of an identical earlier compile (native backend).",
         ),
     ] = True,
+    raw_output: Annotated[
+        bool,
+        typer.Option(
+            "--raw-output",
+            help="Write the program's output to a terminal unfiltered (by default only text, "
+            "colours and cursor movement reach it).",
+        ),
+    ] = False,
 ) -> int:
     """Run FILE (or -l LANG -c CODE) in the sandbox, streaming its output.
 
@@ -110,6 +119,7 @@ def run(
         backend=Backend(backend).value,
         as_json=as_json,
         compile_cache=compile_cache,
+        raw_output=raw_output,
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

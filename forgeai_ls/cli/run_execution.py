@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal as signals
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from forgeai_ls.cli.report import exit_status, result_json, status_line
 from forgeai_ls.cli.run import RunOptions
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.cli.terminal import Terminal
+from forgeai_ls.cli.terminal_filter import TerminalFilter
 from forgeai_ls.errors import StdinSourceError, UsageError
 from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.executor import StdinInput
@@ -96,10 +98,12 @@ async def stream_run(
     terminal: Terminal,
     *,
     as_json: bool,
+    raw_output: bool = False,
     offload_writes: bool = False,
 ) -> int:
     """Run, streaming output to the terminal (or printing one JSON object at the end);
-    returns the exit status. ``offload_writes``: write from a worker thread, so a reader that
+    returns the exit status. Output going to a terminal passes through a ``TerminalFilter``
+    unless ``raw_output``. ``offload_writes``: write from a worker thread, so a reader that
     stalls never blocks the event loop (the daemon serves other runs on it)."""
 
     async def write(fd: int, data: bytes) -> None:
@@ -116,13 +120,26 @@ async def stream_run(
         stdin=stdin,
         extra_files=run.extra_files,
     )
+    filters = (
+        {}
+        if as_json or raw_output
+        else {
+            fd: TerminalFilter() for fd in (terminal.stdout_fd, terminal.stderr_fd) if os.isatty(fd)
+        }
+    )
     try:
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for event in events:
                 if isinstance(event, OutputChunk) and not as_json:
                     fd = terminal.stdout_fd if event.stream == "stdout" else terminal.stderr_fd
-                    await write(fd, event.data)
+                    screen = filters.get(fd)
+                    data = screen.feed(event.data) if screen is not None else event.data
+                    if data:
+                        await write(fd, data)
                 elif isinstance(event, ExecutionFinished):
+                    for fd, screen in filters.items():
+                        if rest := screen.end():
+                            await write(fd, rest)
                     return await _finish(event, run, terminal, as_json, write)
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
@@ -170,4 +187,8 @@ def run_here(options: RunOptions, terminal: Terminal | None = None) -> int:
         selected = select_run(options, manager)
         native.host()  # fail early, before reading stdin, when no sandbox can run here
     stdin = stdin_input(options.stdin, terminal)
-    return asyncio.run(stream_run(selected, stdin, terminal, as_json=options.as_json))
+    return asyncio.run(
+        stream_run(
+            selected, stdin, terminal, as_json=options.as_json, raw_output=options.raw_output
+        )
+    )

@@ -1,43 +1,20 @@
 """PluginExecutor: the seed's Executor for one loaded plugin, over the sandbox layer.
 
-Declarative plugins get a LanguageExecutor per declared language. Code plugins get the object
-their constructor returned; it receives a ``PluginConfig`` whose ``declarative(language)``
-gives it the same LanguageExecutor to build on, so it never needs to run anything itself.
+Declarative plugins get a LanguageExecutor per declared language. A code plugin's calls go to
+its ``CodePluginExecutor`` (``plugin_process``): the plugin runs in a sandboxed process of its
+own, and the code it runs goes through the same LanguageExecutors.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from forgeai_ls.errors import UnknownLanguageError
 from forgeai_ls.plugins.executor import LanguageExecutor, SandboxBackend, StdinInput
-from forgeai_ls.plugins.language import LanguageSpec
 from forgeai_ls.plugins.loader import VerifiedPlugin
-from forgeai_ls.plugins.manifest import PluginManifest
 from forgeai_ls.sandbox import ExecutionEvent, ExecutionFinished, ExecutionResult, ResourceLimits
-
-
-@dataclass(frozen=True)
-class PluginConfig:
-    """What a code plugin's constructor receives."""
-
-    manifest: PluginManifest
-    languages: dict[str, LanguageSpec]
-    backend: SandboxBackend
-    seccomp_profile: str | None = None
-
-    def declarative(self, language: str) -> LanguageExecutor:
-        """The executor ForgeAI would use for ``language`` from the manifest alone."""
-        return LanguageExecutor(
-            self.languages[language],
-            self.manifest.name,
-            self.backend,
-            self.seccomp_profile,
-            self.manifest.container_image,
-        )
 
 
 class PluginExecutor:
@@ -57,6 +34,10 @@ class PluginExecutor:
     @property
     def name(self) -> str:
         return self.plugin.name
+
+    def declarative_executors(self) -> dict[str, LanguageExecutor]:
+        """The manifest's languages, as ForgeAI runs them without the plugin's code."""
+        return dict(self._declarative)
 
     def supported_languages(self) -> list[str]:
         if self.code_executor is not None:

@@ -40,6 +40,18 @@ def _matches(pattern: DiagnosticPattern, text: str, source_name: str) -> list[re
     return found
 
 
+MAX_LOCATION = 2**31 - 1
+"""LSP positions are unsigned 32-bit; no real file has more lines or columns."""
+
+
+def _location_number(text: str) -> int | None:
+    """A 1-based line or column as printed by a tool, or None when no file has it."""
+    if not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_LOCATION else None
+
+
 def _from_step(spec: LanguageSpec, step: StepResult, source_name: str) -> list[Diagnostic]:
     # Most tools report on stderr; some (tsc, php) on stdout.
     text = (step.stderr + b"\n" + step.stdout).decode("utf-8", errors="replace")
@@ -56,8 +68,10 @@ def _from_step(spec: LanguageSpec, step: StepResult, source_name: str) -> list[D
             continue
         for match in _matches(pattern, text, source_name):
             groups = match.groupdict()
-            line = int(groups["line"])
-            column = int(groups["column"]) if groups.get("column") else None
+            line = _location_number(groups["line"])
+            column = _location_number(groups["column"]) if groups.get("column") else None
+            if line is None or (column is None and groups.get("column")):
+                continue  # not a place in the file (a program can print anything)
             if (line, column) in seen:
                 continue
             seen.add((line, column))

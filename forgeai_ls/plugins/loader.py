@@ -10,8 +10,6 @@ or executed before all of them have passed.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import logging
 import shutil
@@ -19,27 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
 
 from packaging.version import Version
 
 from forgeai_ls import __version__
 from forgeai_ls.errors import (
-    CodeAnalysisError,
-    ConstructorFailedError,
     ConstructorMissingError,
-    ConstructorSignatureError,
     IncompatibleVersionError,
     ManifestError,
     MissingDependencyError,
-    PluginLoadError,
     TrustLevelError,
     UnsignedPluginError,
     UntrustedSignerError,
 )
 from forgeai_ls.plugins.analysis import Finding, analyse_python, validate_seccomp_profile
-from forgeai_ls.plugins.code_import import import_verified
-from forgeai_ls.plugins.manifest import MANIFEST_NAME, PluginManifest, SecurityLevel, parse_manifest
+from forgeai_ls.plugins.manifest import MANIFEST_NAME, PluginManifest, parse_manifest
 from forgeai_ls.plugins.official_lock import OfficialLock
 from forgeai_ls.plugins.signing import (
     SIGNATURE_NAME,
@@ -54,7 +46,6 @@ from forgeai_ls.plugins.verification_cache import VerificationCache
 log = logging.getLogger(__name__)
 
 SECCOMP_NAME = "seccomp.json"
-EXECUTOR_METHODS = ("execute", "execute_file", "supported_languages")
 
 
 class PluginSource(StrEnum):
@@ -86,8 +77,6 @@ class VerifiedPlugin:
     findings: list[Finding] = field(default_factory=list)
     code: dict[str, bytes] | None = None
     """The verified Python sources of a code plugin (relative path -> bytes)."""
-    package: str | None = None
-    """The package name its code was imported under, once loaded."""
 
     @property
     def name(self) -> str:
@@ -229,21 +218,14 @@ class PluginLoader:
         return None if data is None else validate_seccomp_profile(manifest.name, data)
 
     def analyse_code(self, manifest: PluginManifest, files: PluginFiles) -> list[Finding]:
+        """A lint, not a security boundary: a code plugin runs in a sandbox of its own whatever
+        its code does. Findings are logged (and shown by ``forgeai plugin info``)."""
         findings = [
             finding
             for name, data in sorted(files.contents.items())
             if name.endswith(".py")
             for finding in analyse_python(name, data)
         ]
-        if findings and manifest.security_level is SecurityLevel.HIGH:
-            shown = "; ".join(str(f) for f in findings[:3])
-            more = f" (+{len(findings) - 3} more)" if len(findings) > 3 else ""
-            raise CodeAnalysisError(
-                manifest.name,
-                f"code would bypass the sandbox: {shown}{more}",
-                hint="a plugin shapes requests for ForgeAI's sandbox; it must not run "
-                "processes, open sockets or evaluate strings itself",
-            )
         for finding in findings:
             log.warning(
                 "plugin '%s' (security_level %s): %s",
@@ -253,64 +235,16 @@ class PluginLoader:
             )
         return findings
 
-    # -- stages 7-8: load and initialise ----------------------------------------------------
+    # -- stage 7: the entry point (the code itself runs only in the plugin's process) -------
 
-    def load(self, plugin: VerifiedPlugin) -> Callable[..., Any]:
-        """Import the verified code and return the constructor named by the entry point."""
+    def check_entry_point(self, plugin: VerifiedPlugin) -> None:
+        """The entry point names a module the plugin ships. Importing it and calling the
+        constructor happen in the plugin's sandboxed process (see ``plugin_process``)."""
         assert plugin.manifest.entry_point is not None and plugin.code is not None
-        module_name, function = plugin.manifest.entry_point.split(":")
+        module_name, _ = plugin.manifest.entry_point.split(":")
         if f"{module_name.replace('.', '/')}.py" not in plugin.code:
             raise ConstructorMissingError(
                 plugin.name,
                 f"entry_point module '{module_name}' has no file "
                 f"{module_name.replace('.', '/')}.py",
             )
-        package = (
-            "forgeai_plugin_"
-            + hashlib.sha256(f"{plugin.name}\0{plugin.content_digest}".encode()).hexdigest()[:16]
-        )
-        plugin.package = package
-        try:
-            module = import_verified(package, plugin.code, str(plugin.path), module_name)
-        except Exception as exc:
-            raise PluginLoadError(
-                plugin.name, f"importing {module_name} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        constructor = getattr(module, function, None)
-        if not callable(constructor):
-            raise ConstructorMissingError(
-                plugin.name,
-                f"entry_point names '{function}' in {module_name}, which is "
-                f"{'missing' if constructor is None else 'not callable'}",
-                hint="define 'def create_executor(config): ...' returning the executor",
-            )
-        return cast(Callable[..., Any], constructor)
-
-    def initialise(
-        self, plugin: VerifiedPlugin, constructor: Callable[..., Any], config: Any
-    ) -> Any:
-        """Call the constructor with the config; check the executor it returns."""
-        try:
-            inspect.signature(constructor).bind(config)
-        except TypeError as exc:
-            raise ConstructorSignatureError(
-                plugin.name,
-                f"constructor {constructor.__name__}{inspect.signature(constructor)} "
-                f"cannot be called with one config argument ({exc})",
-                hint="the constructor must be 'def create_executor(config)'",
-            ) from None
-        try:
-            executor = constructor(config)
-        except Exception as exc:
-            raise ConstructorFailedError(
-                plugin.name, f"constructor raised {type(exc).__name__}: {exc}"
-            ) from exc
-        missing = [m for m in EXECUTOR_METHODS if not callable(getattr(executor, m, None))]
-        if missing:
-            raise ConstructorSignatureError(
-                plugin.name,
-                f"the constructor returned {type(executor).__name__}, which lacks "
-                f"{', '.join(missing)}",
-                hint="return an object with execute, execute_file and supported_languages",
-            )
-        return executor

@@ -11,25 +11,32 @@ name sorts first wins. Each conflict is logged as a warning naming both plugins.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import logging
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from forgeai_ls.errors import PluginError, PluginNotFoundError, UnknownLanguageError
 from forgeai_ls.home import bundled_plugins_dir, forgeai_home
-from forgeai_ls.plugins.bridge import PluginConfig, PluginExecutor
+from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.catalog import LanguageCatalog, LanguageEntry
-from forgeai_ls.plugins.code_import import forget
 from forgeai_ls.plugins.executor import SandboxBackend
 from forgeai_ls.plugins.loader import PluginLoader, PluginSource, VerifiedPlugin
 from forgeai_ls.plugins.manifest import read_manifest
 from forgeai_ls.plugins.official_lock import OfficialLock
+from forgeai_ls.plugins.plugin_process import CodePluginExecutor
 from forgeai_ls.plugins.registry import PluginLocation, PluginRegistry
 from forgeai_ls.plugins.trust import TrustLevel, TrustPolicy, TrustStore
 from forgeai_ls.plugins.verification_cache import VerificationCache
+from forgeai_ls.sandbox import NativeBackend
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SOURCE_RANK = {PluginSource.BUNDLED: 0, PluginSource.INSTALLED: 1, PluginSource.EXTRA: 2}
 
@@ -165,8 +172,6 @@ class PluginManager:
         registered = self._plugins.pop(name, None)
         if registered is None:
             raise PluginNotFoundError(name, "is not loaded")
-        if registered.plugin.package is not None:
-            forget(registered.plugin.package)
         self._catalog = None
 
     # -- lookup -------------------------------------------------------------------------------
@@ -246,20 +251,34 @@ class PluginManager:
         return registered.executor
 
     def _initialise(self, plugin: VerifiedPlugin) -> PluginExecutor:
+        """A declarative plugin's executor; for a code plugin, its constructor is run once in
+        the plugin's sandboxed process (never here), which must answer what it supports."""
+        executor = PluginExecutor(plugin, self.backend)
         if plugin.manifest.entry_point is None:
-            return PluginExecutor(plugin, self.backend)
+            return executor
         try:
-            constructor = self.loader.load(plugin)
-            config = PluginConfig(
-                manifest=plugin.manifest,
-                languages={s.name: s for s in plugin.manifest.languages},
-                backend=self.backend,
-                seccomp_profile=plugin.seccomp_json,
+            self.loader.check_entry_point(plugin)
+            code_executor = CodePluginExecutor(
+                plugin, plugin_host_backend(), executor.declarative_executors()
             )
-            code_executor = self.loader.initialise(plugin, constructor, config)
+            in_thread(code_executor.supported_languages_async())
         except PluginError as error:
             self._plugins.pop(plugin.name, None)
             self._catalog = None
             self._blocked.append(BlockedPlugin(plugin.path, error, _claims(plugin.path)))
             raise
         return PluginExecutor(plugin, self.backend, code_executor)
+
+
+def in_thread(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end on an event loop of its own, in a worker thread: callable from
+    code that may itself be running on an event loop (the server's, the daemon's)."""
+    with concurrent.futures.ThreadPoolExecutor(1, "forgeai-plugin-init") as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+@functools.cache
+def plugin_host_backend() -> NativeBackend:
+    """Where code plugins' processes run: always natively (their own sandbox, whatever backend
+    runs the code they ask for), without warm pools."""
+    return NativeBackend()

@@ -124,6 +124,15 @@ class RunRegistry:
             if run.progress_token == token and run.task is not None:
                 run.task.cancel()
 
+    async def stop_all(self, seconds: float = 5.0) -> None:
+        """Cancel every run and wait until each has been reported and answered."""
+        for run in list(self._runs.values()):
+            if run.task is not None:
+                run.task.cancel()
+        deadline = time.monotonic() + seconds
+        while self._runs and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
     def _stop_runs_of(self, uri: str) -> None:
         for run in list(self._runs.values()):
             if run.uri == uri and run.task is not None:

@@ -266,6 +266,11 @@ class ForgeAIServer(LanguageServer):
             self.settings.pool.settings(), compile_cache=self.settings.compile_cache
         )
 
+    async def stop_runs(self) -> None:
+        if self._runs is not None:
+            await self._runs.stop_all()
+            await asyncio.sleep(0)  # the runs' requests are answered before shutdown's
+
     def close_backend(self) -> None:
         if self._backend is not None:
             self._backend.close()
@@ -276,9 +281,10 @@ class ForgeAIServer(LanguageServer):
         if not self.plugins_loaded:
             self._prewarm_later.append(uri)
             return
-        if uri not in self.workspace.text_documents:
+        document = self.open_document(uri)
+        if document is None:
             return
-        language = self.language_of(self.workspace.get_text_document(uri))
+        language = self.language_of(document)
         backend = self.backend
         if language is None or not hasattr(backend, "prewarm"):
             return
@@ -311,12 +317,19 @@ class ForgeAIServer(LanguageServer):
 
     # -- documents ----------------------------------------------------------------------------
 
+    def open_document(self, uri: str) -> TextDocument | None:
+        """The open document ``uri`` names, however its characters are percent-encoded (pygls
+        keys documents by the decoded URI: ``my%20file.py`` and ``my file.py`` are one)."""
+        document: TextDocument | None = self.workspace.text_documents.get(unquote(uri))
+        return document
+
     def document(self, uri: str) -> TextDocument:
-        if uri not in self.workspace.text_documents:
+        document = self.open_document(uri)
+        if document is None:
             raise JsonRpcInvalidParams(
                 message=f"document {uri} is not open in the editor; open it first"
             )
-        return self.workspace.get_text_document(uri)
+        return document
 
     def language_of(self, document: TextDocument, *, verified: bool = False) -> LensLanguage | None:
         """The language of a document: its languageId, else its file extension. ``verified``:

@@ -353,3 +353,63 @@ def test_no_free_sandbox_uid_is_one_clear_line() -> None:
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "FORGEAI-E114" in lines[0], lines
     assert forgeai("run", "-l", "python", "-c", "print(1)").stdout == b"1\n"
+
+
+_HOSTILE_OUTPUT = (
+    "import sys\n"
+    "sys.stdout.write('\\x1b]52;c;cm0gLXJmIH4K\\x07\\x1b]0;owned\\x07\\x1b[21t"
+    "\\x1b[31mred\\x1b[0m ok\\n')\n"
+    "sys.stderr.write('\\x1b]52;c;ZXZpbA==\\x1b\\\\err\\n')\n"
+)
+
+
+def _run_on_a_terminal(*args: str) -> bytes:
+    """The run's stdout and stderr both on a pseudo-terminal, as in an interactive shell."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([primary], [], [], 60)
+            assert ready, f"no output; got {seen!r}"
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, seen
+    return seen.replace(b"\r\n", b"\n")
+
+
+def test_on_a_terminal_only_text_colours_and_movement_get_through() -> None:
+    """OSC 52 (clipboard), titles and report requests never reach the user's terminal;
+    colours do. --raw-output keeps everything; a pipe gets the bytes unchanged."""
+    filtered = _run_on_a_terminal("-l", "python", "-c", _HOSTILE_OUTPUT)
+    assert b"\x1b[31mred\x1b[0m ok\n" in filtered
+    assert b"err\n" in filtered
+    assert b"\x1b]" not in filtered and b"21t" not in filtered
+    raw = _run_on_a_terminal("--raw-output", "-l", "python", "-c", _HOSTILE_OUTPUT)
+    assert b"\x1b]52;c;cm0gLXJmIH4K\x07" in raw and b"\x1b[21t" in raw
+    piped = subprocess.run(
+        [*FORGEAI, "run", "-l", "python", "-c", _HOSTILE_OUTPUT],
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert piped.stdout.startswith(b"\x1b]52;c;cm0gLXJmIH4K\x07\x1b]0;owned\x07\x1b[21t")

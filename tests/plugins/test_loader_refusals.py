@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from forgeai_ls.errors import (
-    CodeAnalysisError,
     ConstructorFailedError,
     ConstructorMissingError,
     ConstructorSignatureError,
@@ -200,18 +199,6 @@ def test_unsigned_without_the_development_flag(plugins: PluginFactory) -> None:
     refused(plugins, path, UnsignedPluginError)
     manager = plugins.manager(policy=TrustPolicy(allow_unsigned=True))
     assert manager.load_plugin(path).trust_label == "unsigned"
-
-
-def test_code_that_bypasses_the_sandbox_at_high_security(plugins: PluginFactory) -> None:
-    """subprocess in a high-security plugin is refused before anything is imported."""
-    code = "import subprocess\n\ndef create_executor(config):\n    subprocess.run(['id'])\n"
-    path = plugins.folder(
-        "demo", extra="entry_point: main:create_executor\n", language="codelang", code=code
-    )
-    plugins.key("alice")
-    plugins.sign(path, "alice")
-    error = refused(plugins, path, CodeAnalysisError)
-    assert "main.py:1: imports subprocess" in error.message
 
 
 def _code_plugin(plugins: PluginFactory, code: str) -> Path:

@@ -8,12 +8,10 @@ open to it). Every process ForgeAI had started must be gone a few seconds later.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import psutil
 import pytest
 
 from tests.support import disarm
+from tests.support.raw_lsp import RawLspServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -134,74 +133,9 @@ def test_a_hung_forgeai_still_ends_the_run_at_the_wall_clock(tmp_path: Path) -> 
     assert proc.wait(timeout=20) == 124  # ForgeAI, resumed, reports the timeout
 
 
-class _LspServer:
-    """Just enough of an LSP client over stdio to start runs and then kill the server."""
-
-    def __init__(self, home: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forgeai_ls"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "FORGEAI_HOME": str(home)},
-        )
-        self.messages: list[dict[str, Any]] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._next = 0
-
-    def _read(self) -> None:
-        stream = self.proc.stdout
-        assert stream is not None
-        while True:
-            length = 0
-            while (line := stream.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            if not line:
-                return
-            message = json.loads(stream.read(length))
-            with self._changed:
-                self.messages.append(message)
-                self._changed.notify_all()
-
-    def send(self, method: str, params: Any, *, request: bool = True) -> int:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
-        if request:
-            self._next += 1
-            message["id"] = self._next
-        body = json.dumps(message).encode()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.proc.stdin.flush()
-        return self._next
-
-    def wait_for(self, predicate: Any, seconds: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + seconds
-        with self._changed:
-            while True:
-                for message in self.messages:
-                    if predicate(message):
-                        return message
-                left = deadline - time.monotonic()
-                assert left > 0, "the server did not answer"
-                self._changed.wait(left)
-
-    def run_file(self, path: Path, text: str) -> int:
-        uri = path.as_uri()
-        self.send(
-            "textDocument/didOpen",
-            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
-            request=False,
-        )
-        return self.send(
-            "workspace/executeCommand", {"command": "forgeai.runFile", "arguments": [uri]}
-        )
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[_LspServer]:
-    lsp = _LspServer(tmp_path / "home")
+def server(tmp_path: Path) -> Iterator[RawLspServer]:
+    lsp = RawLspServer(tmp_path / "home")
     ident = lsp.send("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
     lsp.wait_for(lambda m: m.get("id") == ident)
     lsp.send("initialized", {}, request=False)
@@ -213,7 +147,7 @@ def server(tmp_path: Path) -> Iterator[_LspServer]:
 
 @pytest.mark.parametrize("disarmed", [False, pytest.param(True, marks=needs_ptrace)])
 def test_a_killed_server_leaves_no_run_and_no_warm_slot(
-    server: _LspServer, tmp_path: Path, disarmed: bool
+    server: RawLspServer, tmp_path: Path, disarmed: bool
 ) -> None:
     """kill -9 of forgeai-ls with one run in flight and warm slots waiting."""
     quick = server.run_file(tmp_path / "quick.py", "print('done')\n")
@@ -253,6 +187,9 @@ def test_the_next_start_removes_what_a_double_crash_left(tmp_path: Path) -> None
     _disarm(processes)
     supervisor = [p for p in processes if "supervisor.py" in " ".join(p.cmdline())]
     assert len(supervisor) == 1
+    # Both stopped first, so that neither sees the other die and cleans up (as each would).
+    supervisor[0].suspend()
+    proc.send_signal(signal.SIGSTOP)
     proc.kill()
     supervisor[0].kill()
     proc.wait()

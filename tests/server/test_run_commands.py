@@ -268,3 +268,56 @@ async def test_diagnostic_message_is_the_error_not_the_programs_output(lsp: Forg
     await execute(lsp, "forgeai.runFile", uri)
     found = diagnostics(lsp, uri)
     assert [d.message for d in found] == ["KeyError: 'k'"]
+
+
+@pytest.mark.parametrize(
+    ("name", "decoded"),
+    [
+        ("my%20script.py", "my script.py"),
+        ("caf%C3%A9%20%E6%97%A5%E6%9C%AC.py", "café 日本.py"),
+        ("100%25%20sure.py", "100% sure.py"),
+    ],
+    ids=["space", "non-ascii", "percent-sign"],
+)
+async def test_files_whose_names_need_percent_encoding_run(
+    lsp: ForgeAIClient, name: str, decoded: str
+) -> None:
+    """Editors percent-encode spaces and non-ASCII characters in URIs; such a file runs as a
+    whole and as a selection, its program sees the real name, and the diagnostics and the
+    end notification carry the URI the editor sent."""
+    uri = f"file:///tmp/forgeai-test/{name}"
+    open_document(lsp.client, uri, "python", "import sys\nprint(sys.argv[0])\n1/0\nprint(2)\n")
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["stdout"] == f"/work/{decoded}\n", result
+    assert lsp.finished[result["runId"]]["uri"] == uri
+    assert any("ZeroDivisionError" in d.message for d in diagnostics(lsp, uri))
+    selection = {"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 8}}
+    picked = await execute(lsp, "forgeai.runSelection", uri, selection)
+    assert (picked["exitCode"], picked["stdout"]) == (0, "2\n"), picked
+
+
+@pytest.mark.parametrize(
+    ("language", "code"),
+    [
+        ("javascript", "console.error('    at /work/col.js:1:99999999999999999999');\n"),
+        (
+            "python",
+            "import sys\nprint('Traceback (most recent call last):\\n  File \"/work/t.py\", line '"
+            " + '9' * 5000 + ', in <module>\\nValueError: x', file=sys.stderr)\nsys.exit(1)\n",
+        ),
+        ("python", "import sys\nprint('  File \"/work/t.py\", line 0', file=sys.stderr)\n"),
+    ],
+    ids=["huge-column", "5000-digit-line", "line-zero"],
+)
+async def test_impossible_locations_in_output_never_break_the_run(
+    lsp: ForgeAIClient, language: str, code: str
+) -> None:
+    """A program's output can look like a stack line with any numbers in it: the run still
+    answers and finishes; such a location is no diagnostic."""
+    name = {"javascript": "col.js", "python": "t.py"}[language]  # as the output names it
+    uri = f"file:///tmp/forgeai-test/{name}"
+    open_document(lsp.client, uri, language, code)
+    result = await execute(lsp, "forgeai.runFile", uri)
+    assert result["runId"] in lsp.finished
+    for diagnostic in diagnostics(lsp, uri):
+        assert diagnostic.range.start.line < 10

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import time
 
 PTRACE_PEEKTEXT = 1
 PTRACE_SINGLESTEP = 9
@@ -61,16 +62,27 @@ def clear_parent_death_signal(pid: int) -> None:
 
 def _inject(pid: int, option: int, value: int, *, read_back: bool) -> int:
     """Run prctl(option, value_or_address) in ``pid``; for PR_GET_PDEATHSIG (2) the result is
-    written to the stack below the red zone and read back."""
+    written to the stack below the red zone and read back. Retried until the target is
+    caught at a ``syscall`` instruction (blocked in one, or about to restart one)."""
+    for _attempt in range(200):
+        answer = _try_inject(pid, option, value, read_back=read_back)
+        if answer is not None:
+            return answer
+        time.sleep(0.01)
+    raise RuntimeError(f"process {pid} was never caught at a system call")
+
+
+def _try_inject(pid: int, option: int, value: int, *, read_back: bool) -> int | None:
     _ptrace(PTRACE_ATTACH, pid)
     os.waitpid(pid, _WALL)
     saved = Registers()
     _ptrace(PTRACE_GETREGS, pid, None, ctypes.byref(saved))
     try:
-        at = saved.rip - 2
-        word = _ptrace(PTRACE_PEEKTEXT, pid, at) & 0xFFFF
-        if word != SYSCALL_INSTRUCTION:
-            raise RuntimeError(f"process {pid} is not stopped in a system call")
+        for at in (saved.rip - 2, saved.rip):
+            if _ptrace(PTRACE_PEEKTEXT, pid, at) & 0xFFFF == SYSCALL_INSTRUCTION:
+                break
+        else:
+            return None
         regs = Registers.from_buffer_copy(saved)
         scratch = saved.rsp - 256
         regs.rax = SYS_PRCTL

@@ -47,6 +47,8 @@ def register(server: ForgeAIServer) -> None:
         ls.load_plugins_in_background(loaded)
 
     @server.feature(types.SHUTDOWN)
-    def shutdown(ls: ForgeAIServer, params: None) -> None:
-        """LSP shutdown: stop the warm sandboxes and remove pre-started containers."""
+    async def shutdown(ls: ForgeAIServer, params: None) -> None:
+        """LSP shutdown: stop every run (each is reported, and its request answered, as
+        cancelled), then the warm sandboxes and pre-started containers."""
+        await ls.stop_runs()
         ls.close_backend()
