@@ -32,12 +32,13 @@ def generate(name: Annotated[str, typer.Argument(help="A name for the key pair."
 @key_app.command("list")
 def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
     """Your own keys and the trusted ones with their levels."""
-    own = KeyStore().names()
+    store = KeyStore()
+    own = store.names()
     trusted = sorted(TrustStore().entries().values(), key=lambda e: (-e.level, e.name))
     if as_json:
         print_json(
             {
-                "own": own,
+                "own": [{"name": name, "key_id": store.key_id(name)} for name in own],
                 "trusted": [
                     {"key_id": e.key_id, "name": e.name, "level": e.level.label} for e in trusted
                 ],
@@ -49,7 +50,8 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
         since = datetime.fromtimestamp(entry.added_at, UTC).strftime("%Y-%m-%d")
         table.add_row(entry.key_id, entry.name, entry.level.label, since)
     Console().print(table)
-    sys.stdout.write("own keys: " + (", ".join(own) or "none") + "\n")
+    listed = ", ".join(f"{name} ({store.key_id(name)})" for name in own)
+    sys.stdout.write("own keys: " + (listed or "none") + "\n")
     return 0
 
 

@@ -75,7 +75,13 @@ def registry_client(explicit: str | None) -> RegistryClient:
         raise UsageError(
             "FORGEAI_REGISTRY_TIMEOUT must be seconds and FORGEAI_REGISTRY_RETRIES a count"
         ) from None
-    return RegistryClient(registry_url(explicit, home), home, timeout=timeout, retries=retries)
+    return RegistryClient(
+        registry_url(explicit, home),
+        home,
+        timeout=timeout,
+        retries=retries,
+        on_first_contact=lambda line: typer.echo(f"forgeai: note: {line}", err=True),
+    )
 
 
 def _sha256(data: bytes) -> str:
@@ -173,6 +179,20 @@ def build(
 # -- install ----------------------------------------------------------------------------------
 
 
+PreOption = Annotated[
+    bool, typer.Option("--pre", help="Consider pre-releases (2.0.0rc1, 1.1.dev1) too.")
+]
+
+
+def looks_like_path(source: str) -> bool:
+    """A folder or archive argument, as opposed to a registry requirement NAME[@VERSION]."""
+    return (
+        "/" in source
+        or source.startswith(("./", "../", "~", "."))
+        or source.endswith(ARCHIVE_SUFFIX)
+    )
+
+
 def _split_requirement(source: str) -> tuple[str, str | None]:
     name, _, version = source.partition("@")
     if not name or (version and not _is_version(version)):
@@ -191,7 +211,11 @@ def _is_version(text: str) -> bool:
     return True
 
 
-def _choose(name: str, versions: list[VersionInfo], wanted: str | None) -> VersionInfo:
+def _choose(
+    name: str, versions: list[VersionInfo], wanted: str | None, *, pre: bool = False
+) -> VersionInfo:
+    """The pinned version, else the newest compatible final release (pre-releases only with
+    ``pre``, as pip's --pre)."""
     if wanted is not None:
         for item in versions:
             if item.parsed() == Version(wanted):
@@ -209,13 +233,18 @@ def _choose(name: str, versions: list[VersionInfo], wanted: str | None) -> Versi
             f"(it has: {', '.join(v.version for v in versions) or 'none'})",
             hint="see 'forgeai plugin info NAME --registry URL'",
         )
-    compatible = [v for v in versions if v.compatible_with(Version(__version__))]
+    compatible = [
+        v
+        for v in versions
+        if v.compatible_with(Version(__version__)) and (pre or not v.parsed().is_prerelease)
+    ]
     if not compatible:
         raise IncompatibleVersionError(
             name,
-            f"no published version supports ForgeAI {__version__} "
-            f"(published: {', '.join(v.version for v in versions) or 'none'})",
-            hint="upgrade ForgeAI, or ask the plugin's author for a compatible release",
+            f"no published {'version' if pre else 'final release'} supports ForgeAI "
+            f"{__version__} (published: {', '.join(v.version for v in versions) or 'none'})",
+            hint="upgrade ForgeAI, or ask the plugin's author for a compatible release"
+            + ("" if pre else "; --pre also considers pre-releases"),
         )
     return compatible[-1]
 
@@ -228,8 +257,9 @@ def _install_from_registry(
     *,
     allow_downgrade: bool,
     reinstall: bool,
+    pre: bool = False,
 ) -> InstallOutcome:
-    chosen = _choose(name, client.versions(name), wanted)
+    chosen = _choose(name, client.versions(name), wanted, pre=pre)
     installed = lifecycle.installed_version(name)
     if installed is not None and chosen.parsed() < installed and not allow_downgrade:
         raise DowngradeError(
@@ -274,12 +304,20 @@ def install(
     reinstall: Annotated[
         bool, typer.Option("--reinstall", help="Install even if this version is installed.")
     ] = False,
+    pre: PreOption = False,
     as_json: JsonFlag = False,
 ) -> int:
-    """Install a plugin: verified before anything changes, swapped in atomically."""
+    """Install a plugin: verified before anything changes, swapped in atomically.
+
+    As in pip and npm, a bare NAME means the registry; a folder or archive is given as a path
+    (./NAME, a path with a '/', or a file ending in .fpkg)."""
     lifecycle = _lifecycle()
     path = Path(source)
-    if path.exists():
+    if looks_like_path(source):
+        if not path.exists():
+            raise PluginNotFoundError(
+                path.name, f"no plugin folder or archive at {source}", hint="check the path"
+            )
         contents, kind, digest = _local_contents(path)
         outcome = lifecycle.install(
             contents,
@@ -292,9 +330,20 @@ def install(
         _report_install(outcome, as_json, str(path))
         return 0
     name, wanted = _split_requirement(source)
+    if path.exists():
+        typer.echo(
+            f"note: installing '{name}' from the registry; for the {source} here, use ./{source}",
+            err=True,
+        )
     with registry_client(registry) as client:
         outcome = _install_from_registry(
-            lifecycle, client, name, wanted, allow_downgrade=allow_downgrade, reinstall=reinstall
+            lifecycle,
+            client,
+            name,
+            wanted,
+            allow_downgrade=allow_downgrade,
+            reinstall=reinstall,
+            pre=pre,
         )
     _report_install(outcome, as_json, client.url)
     return 0
@@ -308,9 +357,11 @@ def update(
         str | None, typer.Argument(help="Plugin to update (default: every installed plugin).")
     ] = None,
     registry: RegistryOption = None,
+    pre: PreOption = False,
     as_json: JsonFlag = False,
 ) -> int:
-    """Update plugins installed from a registry to their newest compatible version."""
+    """Update plugins installed from a registry to their newest compatible version (final
+    releases only, unless --pre)."""
     lifecycle = _lifecycle()
     repaired = lifecycle.repair()
     installed = lifecycle.installed()
@@ -329,7 +380,7 @@ def update(
             rows.append(_row(plugin_name, current, None, f"skipped: installed from {kind}"))
             continue
         with registry_client(registry or origin.location) as client:
-            newest = _choose(plugin_name, client.versions(plugin_name), None)
+            newest = _choose(plugin_name, client.versions(plugin_name), None, pre=pre)
             if current is not None and newest.parsed() <= Version(current):
                 rows.append(_row(plugin_name, current, None, "up to date"))
                 continue

@@ -31,6 +31,7 @@ class RunOptions:
     as_json: bool
     compile_cache: bool = True
     raw_output: bool = False
+    docker_host: str | None = None
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -84,6 +85,13 @@ def run(
     backend: Annotated[
         Backend, typer.Option("--backend", help="Sandbox backend.")
     ] = Backend.NATIVE,
+    docker_host: Annotated[
+        str | None,
+        typer.Option(
+            "--docker-host",
+            help="Engine for --backend docker (default: $DOCKER_HOST, else the local socket).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object, no streaming.")
     ] = False,
@@ -120,6 +128,7 @@ def run(
         as_json=as_json,
         compile_cache=compile_cache,
         raw_output=raw_output,
+        docker_host=docker_host,
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

@@ -175,7 +175,7 @@ def run_here(options: RunOptions, terminal: Terminal | None = None) -> int:
 
     terminal = terminal or Terminal()
     if options.backend == "docker":
-        docker = docker_backend()
+        docker = docker_backend(options.docker_host)
         manager = PluginManager(docker)
         manager.load_all()
         selected = select_run(options, manager)

@@ -65,6 +65,20 @@ class DiagnosticPattern(BaseModel):
         return pattern
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}")
+_SAFE_STEM = re.compile(r"(?:[^\W\d]|\$)[\w$]{0,127}")
+"""What a name taken from the code (Java's public class) may be: never a path."""
+_ESCAPING_PROBES = (
+    "public class ../../x {",
+    "public class /etc/x {",
+    "public class a/b {",
+    "class ../x",
+    "../../x",
+    "/x",
+)
+"""Lines a pattern's group is tried on at validation: none may yield a path."""
+
+
 class LanguageSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -114,14 +128,34 @@ class LanguageSpec(BaseModel):
                 raise ValueError(f"extension {extension!r} must look like '.py'")
         return extensions
 
+    @field_validator("source_file")
+    @classmethod
+    def _plain_file_name(cls, name: str) -> str:
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ValueError(
+                f"source_file {name!r} must be a plain file name in the work dir "
+                "(letters, digits, '._+-'; no '/', no '..')"
+            )
+        return name
+
     @field_validator("main_name_pattern")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
             try:
-                re.compile(pattern)
+                compiled = re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from exc
+            if compiled.groups < 1:
+                raise ValueError("main_name_pattern needs a group: the file's stem")
+            for probe in _ESCAPING_PROBES:
+                match = compiled.search(probe)
+                if match and not _SAFE_STEM.fullmatch(match.group(1) or ""):
+                    raise ValueError(
+                        f"main_name_pattern can name a file outside the work dir "
+                        f"({match.group(1)!r} from {probe!r}); its group must match only a "
+                        "name such as [A-Za-z_$][A-Za-z0-9_$]*"
+                    )
         return pattern
 
     @field_validator("compile", "run")
@@ -142,6 +176,6 @@ class LanguageSpec(BaseModel):
             return PurePosixPath(file_name).name
         if self.main_name_pattern:
             match = re.search(self.main_name_pattern, code, re.MULTILINE)
-            if match:
+            if match and _SAFE_STEM.fullmatch(match.group(1) or ""):
                 return f"{match.group(1)}{PurePosixPath(self.source_file).suffix}"
         return self.source_file

@@ -143,6 +143,10 @@ class KeyStore:
             sorted(p.stem for p in self.directory.glob("*.key")) if self.directory.is_dir() else []
         )
 
+    def key_id(self, name: str) -> str:
+        """The id of own key ``name`` (what a signature and a trust entry name it by)."""
+        return key_id(self.private_key(name).public_key())
+
 
 def load_public_key_text(text: str) -> Ed25519PublicKey:
     """A public key as written by ``forgeai key generate`` (NAME.pub: raw base64)."""

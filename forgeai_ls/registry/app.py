@@ -88,6 +88,9 @@ _bearer = HTTPBearer(
 # Module level, not inside create_app: FastAPI resolves these (string) annotations in the
 # module's namespace.
 PublisherCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+MAX_OFFSET = 1_000_000_000
+"""Past any real catalogue, and far inside SQLite's 64-bit integers."""
+
 PluginName = Annotated[str, Path(description="Plugin name.", max_length=64)]
 PluginVersion = Annotated[str, Path(description="Exact version string.", max_length=128)]
 TufFilename = Annotated[str, Path(description="Metadata file name.", max_length=64)]
@@ -216,7 +219,7 @@ def create_app(service: RegistryService) -> FastAPI:
             ),
         ] = "",
         limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-        offset: Annotated[int, Query(ge=0, description="Plugins to skip.")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Plugins to skip.")] = 0,
     ) -> PluginList:
         """Plugins sorted by name, described by their latest versions."""
         return service.search(q, limit, offset)

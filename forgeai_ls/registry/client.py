@@ -15,6 +15,7 @@ mapped to the E30x codes with what to do.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -100,6 +101,19 @@ def registry_url(explicit: str | None, home: Path) -> str:
     return url.rstrip("/")
 
 
+LISTING_CAP = 8 * 1024 * 1024
+"""A search answer: up to 1,000 plugins' summaries."""
+DETAILS_CAP = 2 * 1024 * 1024
+ROOT_CAP = 512_000
+"""python-tuf's own bound on root metadata."""
+DOWNLOAD_RATE_FLOOR = 256 * 1024
+"""Bytes per second an archive download may not fall below on average (beyond the timeout)."""
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
 class RegistryClient:
     def __init__(
         self,
@@ -109,9 +123,13 @@ class RegistryClient:
         timeout: float = 15.0,
         retries: int = 3,
         backoff: float = 0.25,
+        on_first_contact: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.home = home
+        self.timeout = timeout
+        self.on_first_contact = on_first_contact
+        """Told (one line) where and which root of trust was pinned at first contact."""
         self.retries = retries
         self.backoff = backoff
         self.http = httpx.Client(
@@ -136,35 +154,61 @@ class RegistryClient:
 
     # -- plain HTTP -------------------------------------------------------------------------
 
-    def _get(self, path: str, *, params: dict[str, str] | None = None) -> httpx.Response:
-        """GET with retries; returns a 2xx response or raises a RegistryError."""
+    def _get(self, path: str, *, cap: int, params: dict[str, str] | None = None) -> bytes:
+        """GET with retries, read as it streams: at most ``cap`` bytes, and the whole request
+        (retries included) within the client's timeout. Returns a 2xx answer's body or raises
+        a RegistryError."""
+        deadline = time.monotonic() + self.timeout
         last: str = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                pause = self.backoff * 2 ** (attempt - 1)
+                if time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
             try:
-                response = self.http.get(self.url + path, params=params)
+                with self.http.stream("GET", self.url + path, params=params) as response:
+                    if response.status_code in _RETRYABLE_STATUS:
+                        last = f"answered HTTP {response.status_code}"
+                        continue
+                    body = self._read_capped(response, cap, deadline, path)
+                    if response.status_code >= 400:
+                        _raise_for_error(response, path, body)
+                    return body
+            except _DeadlinePassed:
+                last = f"did not answer within {self.timeout:g} s"
+                break
             except httpx.TimeoutException:
                 last = "timed out"
                 continue
             except httpx.TransportError as exc:
                 last = f"cannot be reached ({exc})"
                 continue
-            if response.status_code in _RETRYABLE_STATUS:
-                last = f"answered HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                _raise_for_error(response, path)
-            return response
         raise RegistryUnavailableError(
-            f"registry {self.url} {last} (after {self.retries + 1} attempts)",
-            hint="check that the registry is running and the URL is right, then retry",
+            f"registry {self.url} {last} (after {attempt + 1} attempt{'s' * (attempt > 0)})",
+            hint="check that the registry is running and the URL is right, then retry "
+            "(FORGEAI_REGISTRY_TIMEOUT bounds each request)",
         )
 
-    def _json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
-        response = self._get(path, params=params)
+    def _read_capped(self, response: httpx.Response, cap: int, deadline: float, path: str) -> bytes:
+        chunks: list[bytes] = []
+        received = 0
+        for chunk in response.iter_bytes():
+            received += len(chunk)
+            if received > cap:
+                raise RegistryResponseError(
+                    f"registry {self.url} answered {path} with more than {cap} bytes",
+                    hint="the URL may not be a ForgeAI registry, or it misbehaves",
+                )
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise _DeadlinePassed
+        return b"".join(chunks)
+
+    def _json(self, path: str, *, cap: int, params: dict[str, str] | None = None) -> Any:
+        body = self._get(path, cap=cap, params=params)
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
             raise RegistryResponseError(
                 f"registry {self.url} answered {path} with something that is not JSON",
@@ -172,14 +216,14 @@ class RegistryClient:
             ) from None
 
     def search(self, query: str, limit: int = 100) -> list[dict[str, Any]]:
-        body = self._json("/v1/plugins", params={"q": query, "limit": str(limit)})
+        body = self._json("/v1/plugins", cap=LISTING_CAP, params={"q": query, "limit": str(limit)})
         plugins = body.get("plugins") if isinstance(body, dict) else None
         if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
             raise RegistryResponseError(f"registry {self.url} sent a malformed plugin list")
         return plugins
 
     def metadata(self, name: str) -> dict[str, Any]:
-        body = self._json(f"/v1/plugins/{quote(name, safe='')}")
+        body = self._json(f"/v1/plugins/{quote(name, safe='')}", cap=DETAILS_CAP)
         if not isinstance(body, dict) or body.get("name") != name:
             raise RegistryResponseError(f"registry {self.url} sent malformed metadata for {name}")
         return body
@@ -199,11 +243,16 @@ class RegistryClient:
         directory = self._metadata_dir()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         bootstrap: bytes | None = None
+        pinned: str | None = None
+        root_keys: list[str] = []
         if not (directory / "root.json").exists():
             pinned = os.environ.get("FORGEAI_REGISTRY_ROOT")
             bootstrap = (
-                Path(pinned).read_bytes() if pinned else self._get("/v1/tuf/1.root.json").content
+                Path(pinned).read_bytes()
+                if pinned
+                else self._get("/v1/tuf/1.root.json", cap=ROOT_CAP)
             )
+            root_keys = self._root_key_ids(bootstrap, pinned)
         try:
             updater = Updater(
                 metadata_dir=str(directory),
@@ -220,7 +269,33 @@ class RegistryClient:
                 hint="check that the registry is running, then retry",
             ) from None
         self._updater = updater
+        if bootstrap is not None and self.on_first_contact is not None:
+            fingerprint = hashlib.sha256(bootstrap).hexdigest()
+            source = f"from {pinned}" if pinned else "as the registry sent it"
+            plain = "" if pinned or urlsplit(self.url).scheme == "https" else " over plain HTTP"
+            self.on_first_contact(
+                f"first contact with registry {self.url}{plain}: pinned its root of trust "
+                f"({source}; sha256 {fingerprint[:16]}..., root keys "
+                f"{', '.join(k[:16] for k in root_keys)}) in {directory}. Compare it with what "
+                "the registry's operator publishes; to pin a known root instead, remove that "
+                "folder and set FORGEAI_REGISTRY_ROOT=FILE"
+            )
         return updater
+
+    def _root_key_ids(self, data: bytes, pinned: str | None) -> list[str]:
+        """The root role's key ids, or E304 when this is not TUF root metadata (a URL that is
+        not a ForgeAI registry)."""
+        where = pinned or f"{self.url}/v1/tuf/1.root.json"
+        try:
+            signed = json.loads(data)["signed"]
+            if signed["_type"] != "root":
+                raise ValueError(signed["_type"])
+            return [str(k) for k in signed["roles"]["root"]["keyids"]]
+        except (ValueError, KeyError, TypeError):
+            raise RegistryResponseError(
+                f"{where} is not TUF root metadata: {self.url} is not a ForgeAI registry",
+                hint="check the URL (FORGEAI_REGISTRY_URL or --registry)",
+            ) from None
 
     def _target(self, path: str) -> TargetFile:
         try:
@@ -241,7 +316,7 @@ class RegistryClient:
         """Every published version of ``name``, from the signed list (ascending)."""
         for attempt in (1, 2):
             info = self._target(f"{name}/versions.json")
-            data = self._get(f"/v1/plugins/{quote(name, safe='')}/versions").content
+            data = self._get(f"/v1/plugins/{quote(name, safe='')}/versions", cap=info.length)
             try:
                 _check_target(self.url, info, data, f"the version list of {name}")
                 break
@@ -277,10 +352,16 @@ class RegistryClient:
         return data
 
     def _stream(self, path: str, expected: int, progress: Progress | None) -> bytes:
+        """An archive of ``expected`` signed bytes: never more, and within the timeout plus
+        what the size needs at DOWNLOAD_RATE_FLOOR (retries included)."""
+        budget = self.timeout + expected / DOWNLOAD_RATE_FLOOR
+        deadline = time.monotonic() + budget
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            if time.monotonic() > deadline:
+                break
             chunks: list[bytes] = []
             received = 0
             try:
@@ -289,8 +370,8 @@ class RegistryClient:
                         last = f"answered HTTP {response.status_code}"
                         continue
                     if response.status_code >= 400:
-                        response.read()
-                        _raise_for_error(response, path)
+                        body = self._read_capped(response, DETAILS_CAP, deadline, path)
+                        _raise_for_error(response, path, body)
                     for chunk in response.iter_bytes():
                         received += len(chunk)
                         if received > expected:
@@ -302,7 +383,12 @@ class RegistryClient:
                         chunks.append(chunk)
                         if progress is not None:
                             progress(received, expected)
+                        if time.monotonic() > deadline:
+                            raise _DeadlinePassed
                 return b"".join(chunks)
+            except _DeadlinePassed:
+                last = f"was not received within {budget:.0f} s"
+                break
             except httpx.TimeoutException:
                 last = "timed out"
             except httpx.TransportError as exc:
@@ -352,15 +438,23 @@ class _HttpxFetcher(FetcherInterface):
         self.client = client
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        """Chunks as they arrive: python-tuf stops reading past each file's length bound; the
+        whole file must arrive within the client's timeout."""
+        deadline = time.monotonic() + self.client.timeout
         try:
-            response = self.client.http.get(url)
+            with self.client.http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise tuf_errors.DownloadHTTPError(
+                        f"{url}: HTTP {response.status_code}", response.status_code
+                    )
+                for chunk in response.iter_bytes():
+                    yield chunk
+                    if time.monotonic() > deadline:
+                        raise tuf_errors.SlowRetrievalError(
+                            f"{url}: not received within {self.client.timeout:g} s"
+                        )
         except httpx.HTTPError as exc:
             raise tuf_errors.DownloadError(f"{url}: {exc}") from None
-        if response.status_code != 200:
-            raise tuf_errors.DownloadHTTPError(
-                f"{url}: HTTP {response.status_code}", response.status_code
-            )
-        return iter([response.content])
 
 
 def _is_loopback(url: str) -> bool:
@@ -369,12 +463,19 @@ def _is_loopback(url: str) -> bool:
 
 
 def _check_target(url: str, info: TargetFile, data: bytes, what: str) -> None:
+    """The length first, then the hashes: the error says which check failed."""
+    if len(data) != info.length:
+        raise RegistryIntegrityError(
+            f"registry {url}: {what} failed the length check ({len(data)} bytes received, "
+            f"{info.length} signed)",
+            hint="the registry or the network altered it; nothing was installed",
+        )
     try:
         info.verify_length_and_hashes(data)
     except tuf_errors.LengthOrHashMismatchError:
         raise RegistryIntegrityError(
-            f"registry {url}: {what} does not match its signed length and sha256 "
-            f"({len(data)} bytes received, {info.length} signed)",
+            f"registry {url}: {what} failed the sha256 check (right length, other bytes "
+            f"than the {', '.join(info.hashes)} signed)",
             hint="the registry or the network altered it; nothing was installed",
         ) from None
 
@@ -394,19 +495,23 @@ def _integrity(url: str, exc: Exception) -> NoReturn:
     ) from None
 
 
-def _raise_for_error(response: httpx.Response, path: str, *, refused: bool = False) -> NoReturn:
-    """Turn an error answer into a RegistryError carrying the server's code and message."""
+def _raise_for_error(
+    response: httpx.Response, path: str, body: bytes | None = None, *, refused: bool = False
+) -> NoReturn:
+    """Turn an error answer into a RegistryError carrying the server's code and message
+    (``body``: the answer, when it was read as a stream)."""
     detail = ""
     server_code = None
+    text_body = body.decode(errors="replace") if body is not None else None
     try:
-        error = response.json().get("error")
+        error = (json.loads(body) if body is not None else response.json()).get("error")
         if isinstance(error, dict):
             detail = str(error.get("message") or "")
             server_code = error.get("code")
             if error.get("hint"):
                 detail += f" (server hint: {error['hint']})"
     except (ValueError, AttributeError):
-        detail = response.text[:200]
+        detail = (text_body if text_body is not None else response.text)[:200]
     where = f"{response.request.url.host}:{response.request.url.port}"
     status = response.status_code
     text = f"registry {where} refused {path}: HTTP {status}" + (f": {detail}" if detail else "")

@@ -89,6 +89,13 @@ def _summary(plugin: PluginRecord) -> PluginSummary:
     )
 
 
+def latest_of(versions: list[VersionRecord]) -> VersionRecord:
+    """The highest final release (``2.0.0rc1``, ``1.1.dev1``, ``3.0.0-beta`` are not one),
+    or the highest pre-release when there is nothing else. ``versions``: sorted."""
+    finals = [item for item in versions if not Version(item.version).is_prerelease]
+    return (finals or versions)[-1]
+
+
 def _details(latest: VersionRecord, versions: list[VersionRecord]) -> PluginDetails:
     return PluginDetails(
         name=latest.name,
@@ -237,7 +244,7 @@ class RegistryService:
                 published_at=utc_now_text(),
             )
             versions = sorted([*versions, record], key=lambda item: Version(item.version))
-            latest = versions[-1]
+            latest = latest_of(versions)
             document = VersionList(
                 name=manifest.name, versions=[version_entry(item) for item in versions]
             ).canonical_bytes()
@@ -274,7 +281,7 @@ class RegistryService:
         versions = self.metadata.versions(name)
         if not versions:
             raise _no_plugin(name)
-        return _details(versions[-1], versions)
+        return _details(latest_of(versions), versions)
 
     def versions_document(self, name: str) -> bytes:
         """The exact bytes of the TUF target ``NAME/versions.json``."""

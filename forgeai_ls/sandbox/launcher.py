@@ -16,12 +16,14 @@ SHELL_LAUNCHER = (
     "read -r size name || exit 125; "
     'mkdir -p "$(dirname "/work/$name")" && head -c "$size" > "/work/$name" || exit 125; '
     "n=$((n - 1)); done; "
-    '"$@"; exit $?'
+    'exec 3>&2 2>/dev/null; (exec 2>&3 3>&-; exec "$@"); exit $?'
 )
 """/bin/sh script: reads the files into /work (``head -c SIZE`` reads exactly SIZE bytes),
 then runs the command (argv after the script) and returns its exit status (128 + N for death
 by signal N). Not ``exec``: the shell stays the parent and the program an ordinary process,
-which the kernel's signals (SIGXCPU, SIGXFSZ) reach normally."""
+which the kernel's signals (SIGXCPU, SIGXFSZ) reach normally. The program runs in a subshell
+that takes the original stderr back and execs it, while the shell's own stderr is /dev/null:
+the shell's job report of a killed program (``Killed``) never reaches the program's stderr."""
 
 
 def shell_launcher_argv(argv: tuple[str, ...] | list[str]) -> list[str]:

@@ -75,6 +75,10 @@ def test_author_workflow_create_test_sign_trust_run(tmp_path: Path) -> None:
     assert refused.returncode == 125 and "FORGEAI-E204" in refused.stderr
     trusted = forgeai(home, "key", "trust", str(home / "keys" / "me.pub"), "--level", "enterprise")
     assert trusted.returncode == 0, trusted.stderr
+    keys = json.loads(forgeai(home, "key", "list", "--json").stdout)
+    (own,) = keys["own"]
+    assert own["name"] == "me" and len(own["key_id"]) >= 16
+    assert [t["key_id"] for t in keys["trusted"]] == [own["key_id"]]
     ran = forgeai(home, "run", "-l", "snake", "-c", "print('hiss')", "--json", extra_env=extra)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["plugin"] == "snake-executor"

@@ -83,6 +83,44 @@ def test_wrong_types(plugins: PluginFactory) -> None:
     assert "field 'dependencies'" in error.message
 
 
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("    source_file: ../escape.py", "plain file name"),
+        ("    source_file: /tmp/x.py", "plain file name"),
+        ("    source_file: sub/x.py", "plain file name"),
+        ("    source_file: main.py\n    main_name_pattern: 'class (.*)'", "outside the work dir"),
+        ("    source_file: main.py\n    main_name_pattern: 'class \\w+'", "needs a group"),
+    ],
+    ids=["dotdot", "absolute", "subdir", "greedy-pattern", "no-group"],
+)
+def test_names_that_could_leave_the_work_dir(
+    plugins: PluginFactory, line: str, fragment: str
+) -> None:
+    """A source file name, or a pattern that names the file from the code, that could point
+    outside the work dir is refused when the manifest is read (E201), not at run time."""
+    path = plugins.folder("demo")
+    text = (path / "plugin.yaml").read_text().replace("    source_file: main.py", line)
+    (path / "plugin.yaml").write_text(text)
+    error = refused(plugins, path, ManifestError)
+    assert error.code == "FORGEAI-E201"
+    assert fragment in error.message
+
+
+def test_a_name_taken_from_the_code_is_never_a_path() -> None:
+    """Even a pattern that slipped past validation (built here without it) yields the
+    default name for a capture that is not a plain name."""
+    from forgeai_ls.plugins.language import LanguageSpec
+
+    spec = LanguageSpec.model_construct(
+        name="java", display_name="Java", extensions=(".java",), source_file="Main.java",
+        main_name_pattern=r"^public class (\S+) ", run=("java", "{source}"),
+    )  # fmt: skip
+    assert spec.source_name_for("public class Hello {", None) == "Hello.java"
+    assert spec.source_name_for("public class Ünï {", None) == "Ünï.java"
+    assert spec.source_name_for("public class ../../etc/x {", None) == "Main.java"
+
+
 def test_required_field_missing(plugins: PluginFactory) -> None:
     """A missing required field is named."""
     path = plugins.folder("demo")

@@ -66,6 +66,9 @@ def test_publish_search_install_run_update_remove(
 
     done = forgeai(user, "plugin", "install", "zed-executor", *url, "--json")
     assert done.returncode == 0, done.stderr
+    # The first signed-metadata contact says what it pinned, where, and that it was plain HTTP.
+    assert f"first contact with registry {registry.url} over plain HTTP" in done.stderr
+    assert "sha256 " in done.stderr and str(user / "registries") in done.stderr
     outcome = json.loads(done.stdout)
     assert (outcome["version"], outcome["trust"], outcome["signer"]) == (
         "1.0.0",
@@ -247,3 +250,82 @@ def test_frozen_registry_is_refused(registry: RunningRegistry, author: Author, u
     assert two_days_later.returncode == 125, two_days_later.stdout
     assert "FORGEAI-E305" in two_days_later.stderr and "expired" in two_days_later.stderr
     assert installed(user) == {"zed-executor": "1.0.0"}
+
+
+def test_a_bare_name_means_the_registry_even_beside_a_folder_of_that_name(
+    registry: RunningRegistry, author: Author, user: Path, tmp_path: Path
+) -> None:
+    """As in pip and npm: `plugin install NAME` asks the registry even when ./NAME exists
+    (saying so); the folder is installed only as ./NAME. A path that does not exist is an
+    error naming it, never a registry lookup."""
+    token = registry.token("acme", author.public_key_path)
+    publish(registry, author, token, "1.0.0")
+    workdir = tmp_path / "cwd"
+    (workdir / "zed-executor").mkdir(parents=True)  # not a plugin at all
+    env = {**os.environ, "FORGEAI_HOME": str(user)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "forgeai_ls.cli.main", *args], cwd=workdir, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    done = cli("plugin", "install", "zed-executor", "--registry", registry.url, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["signer"] == "acme"
+    assert "for the zed-executor here, use ./zed-executor" in done.stderr
+    local = cli("plugin", "install", "./zed-executor")
+    assert local.returncode == 125 and "FORGEAI-E201" in local.stderr  # it was read as a folder
+    missing = cli("plugin", "install", "./no-such-folder")
+    assert missing.returncode == 125 and "no plugin folder or archive at ./no-such-folder" in (
+        missing.stderr
+    )
+
+
+def test_pre_releases_are_chosen_only_when_pinned_or_asked_for(
+    registry: RunningRegistry, author: Author, user: Path
+) -> None:
+    """2.0.0rc1, 2.1.0.dev1 and 3.0.0-beta are newer than 1.1.0 but not "latest": install
+    and update take 1.1.0, the registry's listing says 1.1.0; a pin or --pre gets them."""
+    token = registry.token("acme", author.public_key_path)
+    for version in ("1.0.0", "2.0.0rc1", "2.1.0.dev1", "3.0.0-beta"):
+        publish(registry, author, token, version)
+    url = ["--registry", registry.url]
+    done = forgeai(user, "plugin", "install", "zed-executor", *url, "--json")
+    assert json.loads(done.stdout)["version"] == "1.0.0", done.stderr
+    publish(registry, author, token, "1.1.0")
+    listed = forgeai(user, "plugin", "search", "zed", *url, "--json")
+    assert json.loads(listed.stdout)["plugins"][0]["latest_version"] == "1.1.0"
+    updated = forgeai(user, "plugin", "update", *url, "--json")
+    assert updated.returncode == 0, updated.stderr
+    assert installed(user) == {"zed-executor": "1.1.0"}
+    pre = forgeai(user, "plugin", "update", "--pre", *url, "--json")
+    assert pre.returncode == 0, pre.stderr
+    assert installed(user) == {"zed-executor": "3.0.0-beta"}
+    pinned = forgeai(user, "plugin", "install", "zed-executor@2.0.0rc1", "--allow-downgrade", *url)
+    assert pinned.returncode == 0, pinned.stderr
+    assert installed(user) == {"zed-executor": "2.0.0rc1"}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "fragment"),
+    [("drip", "did not answer within 3 s"), ("huge", "with more than")],
+    ids=["a-byte-a-second", "endless-body"],
+)
+def test_a_registry_cannot_make_a_command_hang_or_fill_memory(
+    user: Path, behaviour: str, fragment: str
+) -> None:
+    """A body sent a byte a second (each read well within the timeout) ends at the overall
+    deadline; an endless body ends at the answer's size cap. One clear line either way."""
+    import time
+
+    patience = {"FORGEAI_REGISTRY_TIMEOUT": "3", "FORGEAI_REGISTRY_RETRIES": "3"}
+    with hostile_registry(behaviour) as url:
+        for command in (["search", "zed"], ["install", "zed-executor"]):
+            started = time.monotonic()
+            done = forgeai(user, "plugin", *command, "--registry", url, env=patience)
+            assert time.monotonic() - started < 20
+            assert done.returncode == 125, done.stdout
+            assert "FORGEAI-E30" in done.stderr and fragment in done.stderr, done.stderr
+            assert done.stderr.count("\n") == 1
+    assert installed(user) == {}

@@ -208,3 +208,28 @@ def test_invalid_query_parameter_is_400_with_the_error_body(catalog: Catalog) ->
 
 def test_health(catalog: Catalog) -> None:
     assert catalog.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"offset": "9223372036854775808"},
+        {"offset": "99999999999999999999999999"},
+        {"offset": "-1"},
+        {"offset": "1e3"},
+        {"limit": "0"},
+        {"limit": "9223372036854775807"},
+        {"q": "x" * 10_000},
+        {"offset": "1000000000"},
+    ],
+    ids=["int64-overflow", "huge", "negative", "float", "limit-0", "limit-huge", "long-q", "max"],
+)
+def test_no_query_parameter_gives_a_500(catalog: Catalog, params: dict[str, str]) -> None:
+    """Out-of-range and malformed query parameters are a 400 (FORGEAI-E300) naming the
+    parameter (the largest allowed offset is simply an empty page), never a server error."""
+    answer = catalog.get("/v1/plugins", **params)
+    if params == {"offset": "1000000000"}:
+        assert answer.status_code == 200 and answer.json()["plugins"] == []
+        return
+    assert answer.status_code == 400, answer.text
+    assert f"query.{next(iter(params))}" in answer.json()["error"]["message"]
