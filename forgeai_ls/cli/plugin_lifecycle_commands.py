@@ -214,11 +214,17 @@ def _is_version(text: str) -> bool:
 def _choose(
     name: str, versions: list[VersionInfo], wanted: str | None, *, pre: bool = False
 ) -> VersionInfo:
-    """The pinned version, else the newest compatible final release (pre-releases only with
-    ``pre``, as pip's --pre)."""
+    """The pinned version (even a yanked one), else the newest compatible final release that
+    was not yanked (pre-releases only with ``pre``, as pip's --pre)."""
     if wanted is not None:
         for item in versions:
             if item.parsed() == Version(wanted):
+                if item.yanked:
+                    typer.echo(
+                        f"forgeai: note: {name} {item.version} was yanked by its publisher; "
+                        "installing it because it was asked for by version",
+                        err=True,
+                    )
                 if not item.compatible_with(Version(__version__)):
                     raise IncompatibleVersionError(
                         name,
@@ -236,7 +242,9 @@ def _choose(
     compatible = [
         v
         for v in versions
-        if v.compatible_with(Version(__version__)) and (pre or not v.parsed().is_prerelease)
+        if v.compatible_with(Version(__version__))
+        and (pre or not v.parsed().is_prerelease)
+        and not v.yanked
     ]
     if not compatible:
         raise IncompatibleVersionError(
@@ -492,6 +500,35 @@ def publish(
     return 0
 
 
+def yank(
+    requirement: Annotated[str, typer.Argument(help="NAME@VERSION to withdraw.")],
+    registry: RegistryOption = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Publisher token (default: FORGEAI_REGISTRY_TOKEN)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> int:
+    """Withdraw a published version: install and update skip it from now on; NAME@VERSION
+    still installs it (with a warning). It stays downloadable and cannot be published again."""
+    token = token or os.environ.get("FORGEAI_REGISTRY_TOKEN")
+    if not token:
+        raise UsageError(
+            "yanking needs the publisher's token",
+            hint="pass --token or set FORGEAI_REGISTRY_TOKEN",
+        )
+    name, version = _split_requirement(requirement)
+    if version is None:
+        raise UsageError(f"'{requirement}' names no version", hint="e.g. my-plugin@1.2.0")
+    with registry_client(registry) as client:
+        body = client.yank(name, version, token)
+    if as_json:
+        print_json(body)
+    else:
+        sys.stdout.write(f"yanked {name} {version} from {client.url}\n")
+    return 0
+
+
 def register(app: typer.Typer) -> None:
-    for command in (build, install, update, remove, search, publish):
+    for command in (build, install, update, remove, search, publish, yank):
         app.command(command.__name__)(command)

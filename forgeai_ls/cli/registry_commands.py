@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 
 from forgeai_ls.cli.report import print_json
-from forgeai_ls.errors import KeyStoreError
+from forgeai_ls.errors import KeyStoreError, RegistryServerError
 from forgeai_ls.extras import require_extra
 from forgeai_ls.home import forgeai_home
 from forgeai_ls.plugins.signing import key_id
 from forgeai_ls.plugins.trust import load_public_key_text
 from forgeai_ls.registry.storage import DATABASE_NAME, SQLiteMetadataStore
-from forgeai_ls.registry.tokens import create_token
+from forgeai_ls.registry.tokens import TOKEN_PREFIX, create_token, token_sha256
 
 registry_app = typer.Typer(
     help="Run a plugin registry and manage its tokens.", no_args_is_help=True
@@ -113,4 +113,88 @@ def token_create(
         f"forgeai registry: token for publisher '{publisher}' (signing keys: "
         f"{', '.join(registered)}); it is shown only this once\n"
     )
+    return 0
+
+
+TOKEN_ID_LENGTH = 12
+"""A token is shown by the first characters of its sha256 (the token itself is not stored)."""
+
+
+@token_app.command("list")
+def token_list(
+    data: DataOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> int:
+    """Every token: its id (the start of its sha256), publisher and creation time."""
+    store = SQLiteMetadataStore(data_directory(data) / DATABASE_NAME)
+    try:
+        tokens = store.tokens()
+    finally:
+        store.close()
+    rows = [
+        {"id": t.token_sha256[:TOKEN_ID_LENGTH], "publisher": t.publisher, "created": t.created_at}
+        for t in tokens
+    ]
+    if as_json:
+        print_json({"tokens": rows})
+        return 0
+    for row in rows:
+        sys.stdout.write(f"{row['id']}  {row['publisher']}  {row['created']}\n")
+    if not rows:
+        sys.stderr.write("forgeai registry: no tokens\n")
+    return 0
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[
+        str, typer.Argument(help="The token's id from 'token list' (or the token itself).")
+    ],
+    data: DataOption = None,
+) -> int:
+    """Revoke a token at once: uploads with it are refused (401) from now on."""
+    digest_or_prefix = token_sha256(token) if token.startswith(TOKEN_PREFIX) else token.lower()
+    store = SQLiteMetadataStore(data_directory(data) / DATABASE_NAME)
+    try:
+        matches = [t for t in store.tokens() if t.token_sha256.startswith(digest_or_prefix)]
+        if len(digest_or_prefix) < 8 or len(matches) != 1:
+            raise RegistryServerError(
+                f"'{token}' names {len(matches) if len(digest_or_prefix) >= 8 else 'no'} "
+                "token(s); give the id 'forgeai registry token list' shows (8+ characters)",
+                hint="forgeai registry token list",
+            )
+        with store.transaction() as transaction:
+            transaction.remove_token(matches[0].token_sha256)
+    finally:
+        store.close()
+    sys.stderr.write(
+        f"forgeai registry: revoked token {matches[0].token_sha256[:TOKEN_ID_LENGTH]} "
+        f"of publisher '{matches[0].publisher}'\n"
+    )
+    return 0
+
+
+key_app = typer.Typer(help="Publishers' signing keys.", no_args_is_help=True)
+registry_app.add_typer(key_app, name="key")
+
+
+@key_app.command("remove")
+def key_remove(
+    publisher: Annotated[str, typer.Argument(help="The publisher.")],
+    key: Annotated[str, typer.Argument(help="The key id (as 'forgeai key list' shows it).")],
+    data: DataOption = None,
+) -> int:
+    """Stop accepting uploads signed with KEY for PUBLISHER (a lost or leaked key). Versions
+    already published stay: their signatures remain valid for clients that trust the key."""
+    store = SQLiteMetadataStore(data_directory(data) / DATABASE_NAME)
+    try:
+        with store.transaction() as transaction:
+            if not transaction.remove_publisher_key(publisher, key):
+                raise RegistryServerError(
+                    f"publisher '{publisher}' has no registered key {key}",
+                    hint="see the key ids 'forgeai registry token create --json' reported",
+                )
+    finally:
+        store.close()
+    sys.stderr.write(f"forgeai registry: key {key} no longer accepted for '{publisher}'\n")
     return 0

@@ -66,6 +66,8 @@ class VersionEntry(_Body):
     published_at: str
     description: str
     languages: list[str]
+    yanked: bool = False
+    """Its publisher withdrew it: resolution skips it; a pin still gets it."""
 
 
 class VersionList(_Body):
@@ -80,6 +82,14 @@ class VersionList(_Body):
         return json.dumps(
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
         ).encode()
+
+
+class YankResult(_Body):
+    """A version withdrawn from resolution."""
+
+    name: str
+    version: str
+    yanked_at: str
 
 
 class PublishResult(_Body):

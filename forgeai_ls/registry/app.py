@@ -34,6 +34,7 @@ from forgeai_ls.registry.api_models import (
     PluginList,
     PublishResult,
     VersionList,
+    YankResult,
 )
 from forgeai_ls.registry.refusals import (
     AuthenticationRequiredError,
@@ -321,6 +322,26 @@ def create_app(service: RegistryService) -> FastAPI:
         publisher = await run_in_threadpool(service.authenticate, token)
         data = await _read_upload(request, service.max_archive_bytes)
         return await run_in_threadpool(service.publish, publisher, data)
+
+    @app.post(
+        "/v1/plugins/{name}/versions/{version}/yank",
+        response_model=YankResult,
+        tags=["publishing"],
+        responses={
+            401: _error("Missing or unknown publisher token (FORGEAI-E306)."),
+            403: _error("The plugin belongs to another publisher (FORGEAI-E306)."),
+            404: _error("No such plugin or version (FORGEAI-E303)."),
+            **_CLIENT_ERROR,
+        },
+    )
+    async def yank(
+        name: PluginName, version: PluginVersion, credentials: PublisherCredentials
+    ) -> YankResult:
+        """Withdraw a version: install and update skip it from now on; a pin
+        (``NAME@VERSION``) still gets it, with a warning. It cannot be published again."""
+        token = credentials.credentials if credentials else None
+        publisher = await run_in_threadpool(service.authenticate, token)
+        return await run_in_threadpool(service.yank, publisher, name, version)
 
     @app.get(
         "/v1/tuf/{filename}",

@@ -62,6 +62,7 @@ class VersionInfo(BaseModel):
     published_at: str
     description: str = ""
     languages: list[str] = []
+    yanked: bool = False
 
     def parsed(self) -> Version:
         return Version(self.version)
@@ -428,6 +429,25 @@ class RegistryClient:
             body = None
         if not isinstance(body, dict):
             raise RegistryResponseError(f"registry {self.url} answered the upload with garbage")
+        return body
+
+    def yank(self, name: str, version: str, token: str) -> dict[str, Any]:
+        """Withdraw ``name`` ``version`` from resolution (the publisher's token)."""
+        path = f"/v1/plugins/{quote(name, safe='')}/versions/{quote(version, safe='')}/yank"
+        try:
+            response = self.http.post(self.url + path, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailableError(
+                f"registry {self.url} cannot be reached ({exc})", hint="retry later"
+            ) from None
+        if response.status_code >= 400:
+            _raise_for_error(response, path, refused=response.status_code in (401, 403))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise RegistryResponseError(f"registry {self.url} answered the yank with garbage")
         return body
 
 

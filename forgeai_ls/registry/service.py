@@ -9,6 +9,7 @@ committed in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +32,7 @@ from forgeai_ls.registry.api_models import (
     PublishResult,
     VersionEntry,
     VersionList,
+    YankResult,
 )
 from forgeai_ls.registry.refusals import (
     AuthenticationRequiredError,
@@ -75,6 +77,7 @@ def version_entry(record: VersionRecord) -> VersionEntry:
         published_at=record.published_at,
         description=record.description,
         languages=list(record.languages),
+        yanked=record.yanked_at is not None,
     )
 
 
@@ -90,10 +93,11 @@ def _summary(plugin: PluginRecord) -> PluginSummary:
 
 
 def latest_of(versions: list[VersionRecord]) -> VersionRecord:
-    """The highest final release (``2.0.0rc1``, ``1.1.dev1``, ``3.0.0-beta`` are not one),
-    or the highest pre-release when there is nothing else. ``versions``: sorted."""
-    finals = [item for item in versions if not Version(item.version).is_prerelease]
-    return (finals or versions)[-1]
+    """The highest final release (``2.0.0rc1``, ``1.1.dev1``, ``3.0.0-beta`` are not one) that
+    was not yanked, else the highest pre-release, else the highest. ``versions``: sorted."""
+    standing = [item for item in versions if item.yanked_at is None] or versions
+    finals = [item for item in standing if not Version(item.version).is_prerelease]
+    return (finals or standing)[-1]
 
 
 def _details(latest: VersionRecord, versions: list[VersionRecord]) -> PluginDetails:
@@ -270,6 +274,47 @@ class RegistryService:
             key_id=record.key_id,
             publisher=record.publisher,
         )
+
+    def yank(self, publisher: PublisherRecord, name: str, version: str) -> YankResult:
+        """Withdraw a version from resolution (its owner only); re-signs ``versions.json``."""
+        with self.metadata.transaction() as transaction:
+            plugin = transaction.plugin(name)
+            if plugin is None:
+                raise _no_plugin(name)
+            if plugin.owner != publisher.name:
+                raise PublishForbiddenError(
+                    f"plugin '{name}' belongs to publisher '{plugin.owner}'; "
+                    f"'{publisher.name}' may not yank it"
+                )
+            versions = transaction.versions(name)
+            if not any(record.version == version for record in versions):
+                raise RegistryNotFoundError(
+                    f"plugin '{name}' has no version {version} in this registry",
+                    hint=f"see GET /v1/plugins/{name}/versions",
+                )
+            now = utc_now_text()
+            versions = [
+                dataclasses.replace(record, yanked_at=record.yanked_at or now)
+                if record.version == version
+                else record
+                for record in versions
+            ]
+            latest = latest_of(versions)
+            document = VersionList(
+                name=name, versions=[version_entry(item) for item in versions]
+            ).canonical_bytes()
+            summary = dataclasses.replace(
+                plugin,
+                latest_version=latest.version,
+                description=latest.description,
+                author=latest.author,
+                languages=latest.languages,
+                updated_at=now,
+            )
+            transaction.yank_version(name, version, now, summary, document)
+            versions_path, _ = target_paths(name, archive_name(name, version))
+            self.tuf.add_targets(transaction, {versions_path: document})
+        return YankResult(name=name, version=version, yanked_at=now)
 
     # -- reading ----------------------------------------------------------------------------
 

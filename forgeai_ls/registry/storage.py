@@ -65,6 +65,8 @@ class VersionRecord:
     maximum_forgeai_version: str | None
     published_at: str
     """ISO 8601, UTC (``2025-01-31T12:00:00Z``)."""
+    yanked_at: str | None = None
+    """When its publisher yanked it: hidden from resolution, still downloadable when pinned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,10 @@ class MetadataReader(Protocol):
 
     def token(self, token_sha256: str) -> TokenRecord | None: ...
 
+    def tokens(self) -> list[TokenRecord]:
+        """Every token (by its sha256), oldest first."""
+        ...
+
     def publisher(self, name: str) -> PublisherRecord | None: ...
 
     def key_publisher(self, key_id: str) -> str | None:
@@ -146,6 +152,25 @@ class MetadataTransaction(MetadataReader, Protocol):
     ) -> None: ...
 
     def add_token(self, token_sha256: str, publisher: str, created_at: str) -> None: ...
+
+    def remove_token(self, token_sha256: str) -> bool:
+        """Revoke a token; False when there was none."""
+        ...
+
+    def yank_version(
+        self,
+        name: str,
+        version: str,
+        yanked_at: str,
+        plugin: PluginRecord,
+        versions_document: bytes,
+    ) -> None:
+        """Mark a version yanked, with its plugin's updated summary and ``versions.json``."""
+        ...
+
+    def remove_publisher_key(self, publisher: str, key_id: str) -> bool:
+        """Stop accepting ``key_id`` for ``publisher``'s uploads; False when not registered."""
+        ...
 
     def put_tuf_metadata(self, role: str, version: int, data: bytes) -> None: ...
 
@@ -234,7 +259,7 @@ CREATE TABLE IF NOT EXISTS tuf_metadata (
 _SELECT_VERSIONS = (
     "SELECT name, version, sha256, size, key_id, publisher, description, author, license, "
     "homepage, repository, languages, minimum_forgeai_version, maximum_forgeai_version, "
-    "published_at FROM plugin_versions WHERE name = ?"
+    "published_at, yanked_at FROM plugin_versions WHERE name = ?"
 )
 _SELECT_PLUGINS = (
     "SELECT name, owner, latest_version, description, author, languages, updated_at FROM plugins"
@@ -306,6 +331,12 @@ class _SQLiteQueries:
             .fetchone()
         )
         return None if row is None else TokenRecord(**dict(row))
+
+    def tokens(self) -> list[TokenRecord]:
+        rows = self._connection().execute(
+            "SELECT token_sha256, publisher, created_at FROM tokens ORDER BY created_at, publisher"
+        )
+        return [TokenRecord(**dict(row)) for row in rows]
 
     def publisher(self, name: str) -> PublisherRecord | None:
         connection = self._connection()
@@ -422,6 +453,42 @@ class SQLiteTransaction(_SQLiteQueries):
             (token_sha256, publisher, created_at),
         )
 
+    def yank_version(
+        self,
+        name: str,
+        version: str,
+        yanked_at: str,
+        plugin: PluginRecord,
+        versions_document: bytes,
+    ) -> None:
+        self._writer.execute(
+            "UPDATE plugin_versions SET yanked_at = ? WHERE name = ? AND version = ?",
+            (yanked_at, name, version),
+        )
+        self._writer.execute(
+            "UPDATE plugins SET latest_version = ?, description = ?, author = ?, languages = ?, "
+            "updated_at = ?, versions_document = ? WHERE name = ?",
+            (
+                plugin.latest_version,
+                plugin.description,
+                plugin.author,
+                json.dumps(list(plugin.languages)),
+                plugin.updated_at,
+                versions_document,
+                name,
+            ),
+        )
+
+    def remove_token(self, token_sha256: str) -> bool:
+        cursor = self._writer.execute("DELETE FROM tokens WHERE token_sha256 = ?", (token_sha256,))
+        return cursor.rowcount > 0
+
+    def remove_publisher_key(self, publisher: str, key_id: str) -> bool:
+        cursor = self._writer.execute(
+            "DELETE FROM publisher_keys WHERE publisher = ? AND key_id = ?", (publisher, key_id)
+        )
+        return cursor.rowcount > 0
+
     def put_tuf_metadata(self, role: str, version: int, data: bytes) -> None:
         self._writer.execute(
             "INSERT INTO tuf_metadata (role, version, data) VALUES (?, ?, ?)",
@@ -460,6 +527,14 @@ class SQLiteMetadataStore(_SQLiteQueries):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         transaction._writer.execute(statement)
+                columns = {
+                    row[1]
+                    for row in transaction._writer.execute("PRAGMA table_info(plugin_versions)")
+                }
+                if "yanked_at" not in columns:  # a database made before yanking existed
+                    transaction._writer.execute(
+                        "ALTER TABLE plugin_versions ADD COLUMN yanked_at TEXT"
+                    )
         except (OSError, sqlite3.Error) as exc:
             self.close()
             raise RegistryServerError(

@@ -52,7 +52,12 @@ from forgeai_ls.sandbox.events import (
     OutputChunk,
     StepFinished,
 )
-from forgeai_ls.sandbox.launcher import files_preamble, shell_launcher_argv
+from forgeai_ls.sandbox.launcher import (
+    USAGE_MARKER,
+    files_preamble,
+    parse_usage,
+    shell_launcher_argv,
+)
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.limits import ResourceLimits
 from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec
@@ -90,6 +95,9 @@ class _StepState:
     timed_out: bool = False
     output_capped: bool = False
     killed: bool = False
+    held: bytearray | None = None
+    """stderr from the first byte that may start the launcher's usage line, kept back."""
+    usage: ContainerUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +294,13 @@ class DockerBackend:
             # `env -i`: the program gets exactly ForgeAI's environment, not what the engine
             # adds (HOSTNAME; Podman's container= and TERM=) nor the shell's PWD.
             "command": shell_launcher_argv(
-                ("env", "-i", *(f"{key}={value}" for key, value in environment.items()), *spec.argv)
+                (
+                    "env",
+                    "-i",
+                    *(f"{key}={value}" for key, value in environment.items()),
+                    *spec.argv,
+                ),
+                report_usage=True,
             ),
             "user": SANDBOX_USER,
             "working_dir": WORK_DIR,
@@ -345,7 +359,8 @@ class DockerBackend:
                 limits.wall_timeout, kill, lambda: setattr(state, "timed_out", True)
             )
             try:
-                async for stream, data in _until_exit(queue, waiter, frames):
+                async for stream, received in _until_exit(queue, waiter, frames):
+                    data = _hold_usage(state, received) if stream == "stderr" else received
                     room = limits.output_bytes - state.output_bytes
                     if len(data) > room:
                         # Also when the output so far filled the limit exactly (room 0):
@@ -363,6 +378,11 @@ class DockerBackend:
                     )
                 except TimeoutError:
                     status = 128 + signals.SIGKILL  # killed; the engine did not confirm it
+                if (rest := _release_usage(state)) and not state.output_capped:
+                    rest = rest[: max(0, limits.output_bytes - state.output_bytes)]
+                    state.output_bytes += len(rest)
+                    state.stderr.extend(rest)
+                    yield OutputChunk(step=step, stream="stderr", data=rest)
             finally:
                 timer.cancel()
                 feeder.cancel()
@@ -378,6 +398,62 @@ class DockerBackend:
             if profile_file is not None:
                 os.unlink(profile_file)
         yield StepFinished(_step_result(step, limits, state, status, oom, engine, duration_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUsage:
+    """What the container's own cgroup says, as the launcher reported it after the program."""
+
+    cpu_time_ms: float | None
+    peak_memory_bytes: int | None
+    forks_refused: bool
+
+    @classmethod
+    def parse(cls, pairs: Mapping[str, str]) -> ContainerUsage:
+        cpu: float | None = None
+        if "cpu.stat" in pairs:  # cgroup v2: usage_usec
+            fields = dict(line.split() for line in pairs["cpu.stat"].splitlines() if " " in line)
+            cpu = int(fields["usage_usec"]) / 1000 if "usage_usec" in fields else None
+        for name in ("cpuacct/cpuacct.usage", "cpuacct.usage"):  # v1: nanoseconds
+            if cpu is None and pairs.get(name, "").isdigit():
+                cpu = int(pairs[name]) / 1e6
+        peak: int | None = None
+        for name in (
+            "memory.peak",
+            "memory/memory.max_usage_in_bytes",
+            "memory.max_usage_in_bytes",
+        ):
+            if peak is None and pairs.get(name, "").isdigit():
+                peak = int(pairs[name])
+        refused = False
+        for name in ("pids.events", "pids/pids.events"):
+            for line in pairs.get(name, "").splitlines():
+                key, _, value = line.partition(" ")
+                refused = refused or (key == "max" and value.strip() not in ("", "0"))
+        return cls(cpu, peak, refused)
+
+
+def _hold_usage(state: _StepState, data: bytes) -> bytes:
+    """What of a stderr chunk may go out now: everything before a byte that could start the
+    launcher's usage line; from there on, stderr is held until the end."""
+    if state.held is not None:
+        state.held.extend(data)
+        return b""
+    start = data.find(USAGE_MARKER[:1])
+    if start < 0:
+        return data
+    state.held = bytearray(data[start:])
+    return data[:start]
+
+
+def _release_usage(state: _StepState) -> bytes:
+    """At the end: take the usage line off the held stderr; the rest is the program's."""
+    held, state.held = bytes(state.held or b""), None
+    start = held.rfind(USAGE_MARKER)
+    if start < 0 or not held.endswith(b"\n") or b"\n" in held[start:-1]:
+        return held
+    state.usage = ContainerUsage.parse(parse_usage(held[start:-1]))
+    return held[:start]
 
 
 # -- engine calls (blocking; run in threads) -------------------------------------------------
@@ -643,16 +719,20 @@ def _step_result(
     else:
         exit_code, signal = signal_from_status(status)
     stderr = bytes(state.stderr)
+    usage = state.usage
+    cpu_ms = usage.cpu_time_ms if usage is not None else None
     evidence = StepEvidence(
         signal=signal,
         failed=exit_code != 0,
         timed_out=state.timed_out,
         output_capped=state.output_capped,
-        cpu_time_ms=None,
+        cpu_time_ms=cpu_ms,
         stderr=stderr,
         cgroup=None,
     )
     hit = set(infer_limits(evidence, limits))
+    if usage is not None and usage.forks_refused:
+        hit.add(LimitKind.PROCESSES)  # the pids cgroup refused a fork: exact, as natively
     # Podman does not report OOMKilled; a SIGKILL we did not send is the memory limit there.
     if oom_killed or (engine.podman and signal == signals.SIGKILL and not state.killed):
         hit.add(LimitKind.MEMORY)
@@ -668,6 +748,6 @@ def _step_result(
         limits_hit=limits_hit,
         truncated=state.output_capped,
         duration_ms=duration_ms,
-        cpu_time_ms=None,
-        peak_memory_bytes=None,
+        cpu_time_ms=cpu_ms,
+        peak_memory_bytes=usage.peak_memory_bytes if usage is not None else None,
     )

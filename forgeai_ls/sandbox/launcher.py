@@ -26,9 +26,50 @@ that takes the original stderr back and execs it, while the shell's own stderr i
 the shell's job report of a killed program (``Killed``) never reaches the program's stderr."""
 
 
-def shell_launcher_argv(argv: tuple[str, ...] | list[str]) -> list[str]:
-    """argv that runs ``argv`` after the launcher has read the files from stdin."""
-    return ["/bin/sh", "-c", SHELL_LAUNCHER, "forgeai-launch", *argv]
+USAGE_MARKER = b"\x1eforgeai-usage"
+"""Starts the line a reporting launcher writes to stderr after the program (see below)."""
+_USAGE_FILES = (
+    "cpu.stat",
+    "cpuacct/cpuacct.usage",
+    "cpuacct.usage",
+    "memory.peak",
+    "memory/memory.max_usage_in_bytes",
+    "memory.max_usage_in_bytes",
+    "pids.events",
+    "pids/pids.events",
+)
+_REPORT_USAGE = (
+    "s=$?; { printf '\\036forgeai-usage'; "
+    f"for f in {' '.join(_USAGE_FILES)}; do "
+    '[ -r "/sys/fs/cgroup/$f" ] && '
+    "printf ' %s=%s' \"$f\" \"$(tr '\\n ' ',:' < \"/sys/fs/cgroup/$f\")\"; "
+    "done; printf '\\n'; } >&3; exit $s"
+)
+
+
+def shell_launcher_argv(
+    argv: tuple[str, ...] | list[str], *, report_usage: bool = False
+) -> list[str]:
+    """argv that runs ``argv`` after the launcher has read the files from stdin.
+
+    ``report_usage`` (containers): once the program has ended, the launcher writes one more
+    line to stderr, ``USAGE_MARKER`` and ``FILE=VALUE`` pairs read from the container's own
+    cgroup (CPU time, peak memory, refused forks), which the docker backend takes off the
+    program's stderr (``parse_usage``)."""
+    script = SHELL_LAUNCHER
+    if report_usage:
+        script = script.removesuffix("exit $?") + _REPORT_USAGE
+    return ["/bin/sh", "-c", script, "forgeai-launch", *argv]
+
+
+def parse_usage(line: bytes) -> dict[str, str]:
+    """``FILE=VALUE`` pairs of a usage line (values with ``,`` for newlines, ``:`` for
+    spaces)."""
+    pairs: dict[str, str] = {}
+    for field in line.removeprefix(USAGE_MARKER).split():
+        name, _, value = field.decode(errors="replace").partition("=")
+        pairs[name] = value.replace(",", "\n").replace(":", " ").strip()
+    return pairs
 
 
 def files_preamble(files: Mapping[str, bytes]) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
-from forgeai_ls.sandbox import ExecutionResult, NativeBackend
+from forgeai_ls.sandbox import ExecutionResult, LimitKind, NativeBackend
 from forgeai_ls.sandbox.docker_backend import DockerBackend
 from tests.support.dockerd import DockerEngine
 
@@ -81,3 +81,44 @@ def test_the_cli_takes_the_engine_from_docker_host(
         timeout=120, check=False,
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "via flag\n"), done.stderr
+
+
+FORKS_UNTIL_REFUSED = """
+import os, sys, time
+children = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        children += 1
+except OSError:
+    print("refused after", children > 0)
+    sys.exit(1)
+"""
+
+
+async def test_the_process_limit_is_named_on_both_backends(backends: Any) -> None:
+    """A fork refused by the limit is `limit: processes` on both (docker: from the
+    container's pids cgroup, as natively from the run's)."""
+    results = {}
+    for name, manager in backends.items():
+        executor, language = manager.get_executor("python")
+        limits = executor.language(language).run_limits().with_overrides(processes=16)
+        results[name] = await executor.execute(language, FORKS_UNTIL_REFUSED, limits=limits)
+    for name, result in results.items():
+        assert result.stdout == b"refused after True\n", (name, result)
+        assert result.limit is LimitKind.PROCESSES, (name, result)
+
+
+async def test_cpu_time_and_peak_memory_are_measured_on_docker_too(backends: Any) -> None:
+    code = (
+        "import time\nblock = bytearray(80 << 20)\nend = time.process_time() + 0.4\n"
+        "while time.process_time() < end:\n    pass\nprint('done')"
+    )
+    for name, manager in backends.items():
+        result = await _run(manager, "python", code)
+        assert result.stdout == b"done\n" and result.stderr == b"", (name, result)
+        assert result.cpu_time_ms is not None and result.cpu_time_ms >= 350, (name, result)
+        assert result.peak_memory_bytes is not None, (name, result)
+        assert result.peak_memory_bytes >= 80 << 20, (name, result)

@@ -32,10 +32,24 @@ missing = [
 ]
 
 
+CHECKS = [
+    "lens shown",
+    "output streamed with summary",
+    "diagnostic shown",
+    "selection ran from the palette",
+]
+
+
 @pytest.mark.skipif(bool(missing), reason=f"not set up here: {', '.join(missing)}")
-def test_vscode_lens_click_output_diagnostic_and_palette_selection() -> None:
+@pytest.mark.parametrize("scenario", ["trusted", "untrusted"])
+def test_vscode_lens_click_output_diagnostic_and_palette_selection(scenario: str) -> None:
     """Lens shown and clicked, output streamed with a summary, a diagnostic, and a selection
-    run through the command palette; screenshots are saved in tests/artifacts."""
+    run through the command palette; screenshots are saved in tests/artifacts.
+
+    ``untrusted``: the same in Restricted Mode, in a repository whose .vscode/settings.json
+    names its own server, Python and plugin folder and allows unsigned plugins, and which
+    ships .venv/bin/forgeai-ls: the runs go through the user's server, and none of the
+    repository's programs ever runs."""
     done = subprocess.run(
         ["node", str(E2E / "e2e.mjs")],
         env={
@@ -43,6 +57,7 @@ def test_vscode_lens_click_output_diagnostic_and_palette_selection() -> None:
             "FORGEAI_PYTHON": sys.executable,
             "FORGEAI_VSIX": str(VSCODE / "forgeai.vsix"),
             "ARTIFACTS": str(ARTIFACTS),
+            "FORGEAI_E2E_SCENARIO": scenario,
         },
         capture_output=True,
         text=True,
@@ -51,10 +66,11 @@ def test_vscode_lens_click_output_diagnostic_and_palette_selection() -> None:
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["ok"], report
-    assert report["checks"] == [
-        "lens shown",
-        "output streamed with summary",
-        "diagnostic shown",
-        "selection ran from the palette",
-    ]
-    assert (ARTIFACTS / "vscode-run-selection.png").stat().st_size > 10_000
+    extra = (
+        ["in Restricted Mode, no program of the untrusted workspace ran"]
+        if scenario == "untrusted"
+        else []
+    )
+    assert report["checks"] == [*CHECKS, *extra]
+    suffix = "-untrusted" if scenario == "untrusted" else ""
+    assert (ARTIFACTS / f"vscode-run-selection{suffix}.png").stat().st_size > 10_000

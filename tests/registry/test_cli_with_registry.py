@@ -329,3 +329,32 @@ def test_a_registry_cannot_make_a_command_hang_or_fill_memory(
             assert "FORGEAI-E30" in done.stderr and fragment in done.stderr, done.stderr
             assert done.stderr.count("\n") == 1
     assert installed(user) == {}
+
+
+def test_a_yanked_version_is_skipped_unless_pinned(
+    registry: RunningRegistry, author: Author, user: Path, tmp_path: Path
+) -> None:
+    """`plugin yank NAME@VERSION`: install and update skip it, the listing's latest moves
+    back, a pin still installs it with a note; only its publisher may yank."""
+    token = registry.token("acme", author.public_key_path)
+    publish(registry, author, token, "1.0.0")
+    publish(registry, author, token, "1.1.0")
+    url = ["--registry", registry.url]
+    yanked = forgeai(user, "plugin", "yank", "zed-executor@1.1.0", *url, "--token", token)
+    assert yanked.returncode == 0, yanked.stderr
+    listed = forgeai(user, "plugin", "search", "zed", *url, "--json")
+    assert json.loads(listed.stdout)["plugins"][0]["latest_version"] == "1.0.0"
+    done = forgeai(user, "plugin", "install", "zed-executor", *url, "--json")
+    assert json.loads(done.stdout)["version"] == "1.0.0", done.stderr
+    assert forgeai(user, "plugin", "update", *url).returncode == 0
+    assert installed(user) == {"zed-executor": "1.0.0"}
+    pinned = forgeai(user, "plugin", "install", "zed-executor@1.1.0", *url)
+    assert pinned.returncode == 0 and "was yanked by its publisher" in pinned.stderr
+    assert installed(user) == {"zed-executor": "1.1.0"}
+    intruder = Author(tmp_path / "intruder", tmp_path / "intruder-work", key="intruder")
+    other = registry.token("intruder", intruder.public_key_path)
+    refused = forgeai(user, "plugin", "yank", "zed-executor@1.0.0", *url, "--token", other)
+    assert refused.returncode == 125 and "FORGEAI-E30" in refused.stderr
+    assert "belongs to publisher 'acme'" in refused.stderr
+    missing = forgeai(user, "plugin", "yank", "zed-executor@9.9.9", *url, "--token", token)
+    assert missing.returncode == 125 and "FORGEAI-E303" in missing.stderr

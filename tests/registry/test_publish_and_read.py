@@ -154,6 +154,7 @@ def test_versions_is_canonical_json_ascending(catalog: Catalog) -> None:
             "published_at",
             "description",
             "languages",
+            "yanked",
         }
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.registry.conftest import ArchiveFactory, RunningRegistry
+from tests.registry.conftest import FORGEAI, ArchiveFactory, RunningRegistry, forgeai_environment
 
 
 def _tar_gz(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
@@ -200,3 +203,49 @@ def test_refused_uploads_store_nothing(
     with httpx.Client(trust_env=False) as http:
         assert http.get(f"{registry.url}/v1/plugins").json() == {"plugins": [], "total": 0}
     assert not any(path.is_file() for path in (registry.data / "blobs").rglob("*"))
+
+
+def _admin(registry: RunningRegistry, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FORGEAI, "registry", *args, "--data", str(registry.data)],
+        capture_output=True, text=True, env=forgeai_environment(registry.home),
+        stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_tokens_are_listed_by_id_and_a_revoked_one_is_refused_at_once(
+    registry: RunningRegistry, archives: ArchiveFactory, alice: str
+) -> None:
+    """`registry token list` shows each token by the start of its sha256 (never the token);
+    `token revoke ID` (or the token itself) makes the next upload with it a 401; another
+    token of the same publisher keeps working."""
+    spare = registry.token("alice")
+    listed = json.loads(_admin(registry, "token", "list", "--json").stdout)["tokens"]
+    assert [t["publisher"] for t in listed] == ["alice", "alice"]
+    assert alice not in json.dumps(listed) and all(len(t["id"]) == 12 for t in listed)
+    mine = hashlib.sha256(alice.encode()).hexdigest()[:12]
+    assert mine in {t["id"] for t in listed}
+    assert _admin(registry, "token", "revoke", mine).returncode == 0
+    refused = registry.publish(archives.archive("demo-plugin", key="alice"), alice)
+    _error(refused, 401, "FORGEAI-E306")
+    assert registry.publish(archives.archive("demo-plugin", key="alice"), spare).status_code == 201
+    assert _admin(registry, "token", "revoke", spare).returncode == 0  # by the token itself
+    assert json.loads(_admin(registry, "token", "list", "--json").stdout)["tokens"] == []
+    unknown = _admin(registry, "token", "revoke", "abc")
+    assert unknown.returncode == 125 and "FORGEAI-E310" in unknown.stderr
+
+
+def test_a_removed_publisher_key_signs_no_more_uploads(
+    registry: RunningRegistry, archives: ArchiveFactory, alice: str
+) -> None:
+    """`registry key remove PUBLISHER KEY_ID`: uploads signed with it are refused (403);
+    versions published before stay downloadable."""
+    first = archives.archive("demo-plugin", key="alice")
+    assert registry.publish(first, alice).status_code == 201
+    key = archives.key_ids["alice"]
+    assert _admin(registry, "key", "remove", "alice", key).returncode == 0
+    later = archives.archive("demo-plugin", version="1.1.0", key="alice")
+    message = _error(registry.publish(later, alice), 403, "FORGEAI-E306")
+    assert f"signed by key {key}, which is not registered for publisher 'alice'" in message
+    again = _admin(registry, "key", "remove", "alice", key)
+    assert again.returncode == 125 and "FORGEAI-E310" in again.stderr

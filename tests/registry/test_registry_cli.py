@@ -158,3 +158,23 @@ def test_a_restarted_registry_keeps_plugins_and_root(
             )
         finally:
             restarted.stop()
+
+
+def test_a_database_from_before_yanking_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Opening a registry database without the yank column adds it; nothing else changes."""
+    import sqlite3
+
+    from forgeai_ls.registry.storage import SQLiteMetadataStore
+
+    path = tmp_path / "registry.sqlite3"
+    SQLiteMetadataStore(path).close()
+    with sqlite3.connect(path) as old:
+        old.execute("ALTER TABLE plugin_versions DROP COLUMN yanked_at")
+    store = SQLiteMetadataStore(path)
+    try:
+        assert store.versions("anything") == []
+    finally:
+        store.close()
+    with sqlite3.connect(path) as upgraded:
+        columns = {row[1] for row in upgraded.execute("PRAGMA table_info(plugin_versions)")}
+    assert "yanked_at" in columns

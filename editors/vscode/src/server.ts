@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { LanguageClient, State, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 
-import { needsRestart, readSettings, serverCommand, serverSettings, type ExtensionSettings } from './settings';
+import { needsRestart, readSettings, serverCommand, serverSettings, workspaceServers, type ExtensionSettings } from './settings';
 import type { RunView } from './runView';
 
 const LANGUAGES = ['python', 'javascript', 'shellscript', 'perl', 'c', 'cpp', 'rust', 'java',
@@ -24,7 +24,11 @@ export class ServerManager implements vscode.Disposable {
   async start(): Promise<void> {
     this.settings = currentSettings();
     const folders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
-    const { command, args } = serverCommand(this.settings, folders, existsSync);
+    const { command, args } = serverCommand(this.settings);
+    for (const found of workspaceServers(folders, existsSync)) {
+      this.log.info(`${found} is not started: a server inside the workspace runs only if you ` +
+        'choose it (set forgeai.serverPath in your user settings).');
+    }
     const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
     const clientOptions: LanguageClientOptions = {
       documentSelector: LANGUAGES.map((language) => ({ language })),

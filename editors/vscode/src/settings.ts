@@ -66,19 +66,20 @@ export function serverSettings(settings: ExtensionSettings): Record<string, unkn
 
 /**
  * How to start the server: an explicit path; `python -m forgeai_ls` with the configured Python;
- * the forgeai-ls of a workspace virtual environment (.venv, venv); else forgeai-ls on PATH.
+ * else forgeai-ls on PATH. Both settings are machine-scoped (a workspace cannot set them), and
+ * a forgeai-ls inside a workspace is never started on its own: opening a repository must not
+ * run a program it ships.
  */
-export function serverCommand(settings: ExtensionSettings, workspaceFolders: string[] = [],
-  exists: (path: string) => boolean = () => false): { command: string; args: string[] } {
+export function serverCommand(settings: ExtensionSettings): { command: string; args: string[] } {
   if (settings.serverPath) return { command: settings.serverPath, args: [] };
   if (settings.pythonPath) return { command: settings.pythonPath, args: ['-m', 'forgeai_ls'] };
-  for (const folder of workspaceFolders) {
-    for (const venv of ['.venv', 'venv']) {
-      const candidate = `${folder}/${venv}/bin/forgeai-ls`;
-      if (exists(candidate)) return { command: candidate, args: [] };
-    }
-  }
   return { command: 'forgeai-ls', args: [] };
+}
+
+/** forgeai-ls executables in the workspace's virtual environments: mentioned, never run. */
+export function workspaceServers(workspaceFolders: string[], exists: (path: string) => boolean): string[] {
+  return workspaceFolders.flatMap((folder) =>
+    ['.venv', 'venv'].map((venv) => `${folder}/${venv}/bin/forgeai-ls`).filter(exists));
 }
 
 /** Settings whose change needs a server restart (the rest apply live). */

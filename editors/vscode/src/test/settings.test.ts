@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { needsRestart, readSettings, serverCommand, serverSettings, type SettingGetter } from '../settings';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { needsRestart, readSettings, serverCommand, serverSettings, workspaceServers, type SettingGetter } from '../settings';
 
 function getter(values: Record<string, unknown>): SettingGetter {
   return <T>(key: string, fallback: T) => (key in values ? (values[key] as T) : fallback);
@@ -54,11 +57,27 @@ test('server command: explicit path, then python -m, then PATH', () => {
   assert.deepEqual(serverCommand(readSettings(getter({}))), { command: 'forgeai-ls', args: [] });
 });
 
-test('a workspace virtual environment is found when nothing is configured', () => {
+test('a forgeai-ls inside the workspace is never the server, only mentioned', () => {
   const settings = readSettings(getter({}));
   const exists = (path: string) => path === '/ws/.venv/bin/forgeai-ls';
-  assert.deepEqual(serverCommand(settings, ['/other', '/ws'], exists), { command: '/ws/.venv/bin/forgeai-ls', args: [] });
-  assert.deepEqual(serverCommand(settings, ['/other'], exists), { command: 'forgeai-ls', args: [] });
+  assert.deepEqual(serverCommand(settings), { command: 'forgeai-ls', args: [] });
+  assert.deepEqual(workspaceServers(['/other', '/ws'], exists), ['/ws/.venv/bin/forgeai-ls']);
+});
+
+test('restricted mode: the settings that choose what runs are machine-scoped and restricted', () => {
+  const manifest = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8'));
+  const untrusted = manifest.capabilities.untrustedWorkspaces;
+  assert.equal(untrusted.supported, 'limited');
+  const properties: Record<string, { scope?: string }> = manifest.contributes.configuration.properties;
+  for (const [key, property] of Object.entries(properties)) {
+    assert.ok(property.scope, `${key} has no scope`);
+  }
+  for (const key of ['forgeai.serverPath', 'forgeai.pythonPath', 'forgeai.pluginDirs',
+    'forgeai.trust.allowUnsigned', 'forgeai.trust.minimumLevel', 'forgeai.dockerHost']) {
+    assert.equal(properties[key].scope, 'machine', key);
+    assert.ok(untrusted.restrictedConfigurations.includes(key), key);
+  }
+  assert.ok(untrusted.restrictedConfigurations.includes('forgeai.limits.network'));
 });
 
 test('only a different server needs a restart', () => {
