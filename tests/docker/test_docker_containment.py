@@ -25,6 +25,11 @@ FORGEAI = [sys.executable, "-m", "forgeai_ls.cli.main"]
 SLEEPER = "import time; print('up', flush=True); time.sleep(120)"
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _boot_id() -> str:
     return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
@@ -36,7 +41,9 @@ def _containers_of(engine: DockerEngine, pid: int) -> list[str]:
     return [str(c["Id"]) for c in found]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=["KILL", "TERM", "HUP"]
+)
 def test_a_killed_cli_leaves_no_container(
     tmp_path: Path,
     docker_engine: DockerEngine,
@@ -49,6 +56,7 @@ def test_a_killed_cli_leaves_no_container(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "FORGEAI_HOME": str(tmp_path), "DOCKER_HOST": docker_engine.host},
+        preexec_fn=_default_signals,
     )
     assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
     assert len(_containers_of(docker_engine, proc.pid)) == 1

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,9 +133,18 @@ def test_untrusted_publisher_is_refused(
     assert installed(stranger) == {}
 
 
+@pytest.mark.parametrize(
+    ("tamper", "check"),
+    [
+        (lambda data: data[:-8] + b"tampered", "failed the sha256 check"),
+        (lambda data: data[:-8], "failed the length check"),
+    ],
+    ids=["same-length", "shorter"],
+)
 def test_tampered_blob_on_the_registry_is_refused(
-    registry: RunningRegistry, author: Author, user: Path
+    registry: RunningRegistry, author: Author, user: Path, tamper: Any, check: str
 ) -> None:
+    """E305, saying which check failed; nothing is installed."""
     token = registry.token("acme", author.public_key_path)
     publish(registry, author, token, "1.0.0")
     url = ["--registry", registry.url]
@@ -143,9 +153,10 @@ def test_tampered_blob_on_the_registry_is_refused(
     versions = forgeai(user, "plugin", "info", "zed-executor", "--remote", *url, "--json")
     sha = json.loads(versions.stdout)["sha256"]
     blob = next(registry.data.rglob(sha))
-    blob.write_bytes(blob.read_bytes()[:-8] + b"tampered")
+    blob.write_bytes(tamper(blob.read_bytes()))
     done = forgeai(user, "plugin", "update", "zed-executor")
     assert done.returncode == 125 and "FORGEAI-E305" in done.stderr, done.stderr
+    assert check in done.stderr
     assert installed(user) == {"zed-executor": "1.0.0"}
 
 
@@ -189,7 +200,7 @@ def test_rolled_back_registry_is_refused(
 
 @pytest.mark.parametrize(
     ("behaviour", "code"),
-    [("garbage", "FORGEAI-E30"), ("slow", "FORGEAI-E302"), ("error", "FORGEAI-E302")],
+    [("garbage", "FORGEAI-E304"), ("slow", "FORGEAI-E302"), ("error", "FORGEAI-E302")],
 )
 def test_broken_registries_give_clear_errors(user: Path, behaviour: str, code: str) -> None:
     patience = {"FORGEAI_REGISTRY_TIMEOUT": "0.5", "FORGEAI_REGISTRY_RETRIES": "1"}

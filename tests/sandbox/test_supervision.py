@@ -145,11 +145,21 @@ def server(tmp_path: Path) -> Iterator[RawLspServer]:
     lsp.proc.wait()
 
 
-@pytest.mark.parametrize("disarmed", [False, pytest.param(True, marks=needs_ptrace)])
+@pytest.mark.parametrize(
+    ("signum", "disarmed"),
+    [
+        (signal.SIGKILL, False),
+        pytest.param(signal.SIGKILL, True, marks=needs_ptrace),
+        pytest.param(signal.SIGTERM, True, marks=needs_ptrace),
+        pytest.param(signal.SIGHUP, True, marks=needs_ptrace),
+    ],
+    ids=["KILL", "KILL-disarmed", "TERM-disarmed", "HUP-disarmed"],
+)
 def test_a_killed_server_leaves_no_run_and_no_warm_slot(
-    server: RawLspServer, tmp_path: Path, disarmed: bool
+    server: RawLspServer, tmp_path: Path, signum: int, disarmed: bool
 ) -> None:
-    """kill -9 of forgeai-ls with one run in flight and warm slots waiting."""
+    """forgeai-ls killed (SIGKILL, SIGTERM, SIGHUP) with one run in flight and warm slots
+    waiting."""
     quick = server.run_file(tmp_path / "quick.py", "print('done')\n")
     server.wait_for(lambda m: m.get("id") == quick)
     server.run_file(tmp_path / "sleeper.py", SLEEPER + "\n")
@@ -160,8 +170,8 @@ def test_a_killed_server_leaves_no_run_and_no_warm_slot(
     assert len(_sandbox_pid1s(processes)) >= 2  # the run, and at least one warm slot
     if disarmed:
         _disarm(processes)
-    server.proc.kill()
-    server.proc.wait()
+    server.proc.send_signal(signum)
+    server.proc.wait(timeout=20)
     assert _still_alive(processes) == []
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+
+def _default_signals() -> None:
+    """As an editor starts it: SIGHUP and SIGINT not inherited as ignored (nohup, `cmd &`)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 class RawLspServer:
@@ -23,6 +30,7 @@ class RawLspServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "FORGEAI_HOME": str(home)},
+            preexec_fn=_default_signals,
         )
         self.messages: list[dict[str, Any]] = []
         self._changed = threading.Condition()
