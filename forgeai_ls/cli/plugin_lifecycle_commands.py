@@ -466,6 +466,17 @@ def search(
     return 0
 
 
+def _publisher_token(given: str | None, action: str) -> str:
+    token = given or os.environ.get("FORGEAI_REGISTRY_TOKEN")
+    if not token:
+        raise UsageError(
+            f"{action} needs a publisher token",
+            hint="pass --token or set FORGEAI_REGISTRY_TOKEN (the registry's operator "
+            "creates one with 'forgeai registry token create')",
+        )
+    return token
+
+
 def publish(
     archive: Annotated[Path, typer.Argument(help=f"A {ARCHIVE_SUFFIX} built by 'plugin build'.")],
     registry: RegistryOption = None,
@@ -476,13 +487,7 @@ def publish(
     as_json: JsonFlag = False,
 ) -> int:
     """Upload a signed archive to the registry (versions are immutable once published)."""
-    token = token or os.environ.get("FORGEAI_REGISTRY_TOKEN")
-    if not token:
-        raise UsageError(
-            "publishing needs a publisher token",
-            hint="pass --token or set FORGEAI_REGISTRY_TOKEN (the registry's operator "
-            "creates one with 'forgeai registry token create')",
-        )
+    token = _publisher_token(token, "publishing")
     try:
         data = archive.read_bytes()
     except OSError as exc:
@@ -511,12 +516,7 @@ def yank(
 ) -> int:
     """Withdraw a published version: install and update skip it from now on; NAME@VERSION
     still installs it (with a warning). It stays downloadable and cannot be published again."""
-    token = token or os.environ.get("FORGEAI_REGISTRY_TOKEN")
-    if not token:
-        raise UsageError(
-            "yanking needs the publisher's token",
-            hint="pass --token or set FORGEAI_REGISTRY_TOKEN",
-        )
+    token = _publisher_token(token, "yanking")
     name, version = _split_requirement(requirement)
     if version is None:
         raise UsageError(f"'{requirement}' names no version", hint="e.g. my-plugin@1.2.0")

@@ -423,13 +423,7 @@ class RegistryClient:
             ) from None
         if response.status_code >= 400:
             _raise_for_error(response, "/v1/plugins", refused=True)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise RegistryResponseError(f"registry {self.url} answered the upload with garbage")
-        return body
+        return self._object(response, "the upload")
 
     def yank(self, name: str, version: str, token: str) -> dict[str, Any]:
         """Withdraw ``name`` ``version`` from resolution (the publisher's token)."""
@@ -442,12 +436,16 @@ class RegistryClient:
             ) from None
         if response.status_code >= 400:
             _raise_for_error(response, path, refused=response.status_code in (401, 403))
+        return self._object(response, "the yank")
+
+    def _object(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """A publishing answer's JSON object (E304 when it is anything else)."""
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise RegistryResponseError(f"registry {self.url} answered the yank with garbage")
+            raise RegistryResponseError(f"registry {self.url} answered {what} with garbage")
         return body
 
 

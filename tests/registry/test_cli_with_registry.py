@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -133,18 +132,12 @@ def test_untrusted_publisher_is_refused(
     assert installed(stranger) == {}
 
 
-@pytest.mark.parametrize(
-    ("tamper", "check"),
-    [
-        (lambda data: data[:-8] + b"tampered", "failed the sha256 check"),
-        (lambda data: data[:-8], "failed the length check"),
-    ],
-    ids=["same-length", "shorter"],
-)
 def test_tampered_blob_on_the_registry_is_refused(
-    registry: RunningRegistry, author: Author, user: Path, tamper: Any, check: str
+    registry: RunningRegistry, author: Author, user: Path
 ) -> None:
-    """E305, saying which check failed; nothing is installed."""
+    """E305, saying which check failed (same length, other bytes: the sha256 check; the
+    length check is tested on its own in tests/unit/test_registry_checks.py); nothing is
+    installed."""
     token = registry.token("acme", author.public_key_path)
     publish(registry, author, token, "1.0.0")
     url = ["--registry", registry.url]
@@ -153,10 +146,10 @@ def test_tampered_blob_on_the_registry_is_refused(
     versions = forgeai(user, "plugin", "info", "zed-executor", "--remote", *url, "--json")
     sha = json.loads(versions.stdout)["sha256"]
     blob = next(registry.data.rglob(sha))
-    blob.write_bytes(tamper(blob.read_bytes()))
+    blob.write_bytes(blob.read_bytes()[:-8] + b"tampered")
     done = forgeai(user, "plugin", "update", "zed-executor")
     assert done.returncode == 125 and "FORGEAI-E305" in done.stderr, done.stderr
-    assert check in done.stderr
+    assert "failed the sha256 check" in done.stderr
     assert installed(user) == {"zed-executor": "1.0.0"}
 
 

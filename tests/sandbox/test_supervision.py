@@ -86,6 +86,21 @@ def _still_alive(processes: list[psutil.Process], seconds: float = GONE_WITHIN) 
         time.sleep(0.05)
 
 
+def _start_run(
+    home: Path, *options: str, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`forgeai run OPTIONS -l python -c SLEEPER` in-process (no daemon), once it is up."""
+    proc = subprocess.Popen(
+        [*FORGEAI, "run", *options, "-l", "python", "-c", SLEEPER],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env={**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(home)},
+        preexec_fn=_from_a_terminal,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    return proc
+
+
 needs_ptrace = pytest.mark.skipif(not disarm.SUPPORTED, reason="the disarming helper is x86-64")
 
 
@@ -94,15 +109,7 @@ needs_ptrace = pytest.mark.skipif(not disarm.SUPPORTED, reason="the disarming he
     "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=["KILL", "TERM", "HUP"]
 )
 def test_a_cli_that_dies_leaves_no_sandbox(signum: int, disarmed: bool, tmp_path: Path) -> None:
-    env = {**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)}
-    proc = subprocess.Popen(
-        [*FORGEAI, "run", "--timeout", "300", "-l", "python", "-c", SLEEPER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        preexec_fn=_from_a_terminal,
-    )
-    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    proc = _start_run(tmp_path, "--timeout", "300")
     processes = _descendants(proc.pid)
     assert _sandbox_pid1s(processes)
     if disarmed:
@@ -115,14 +122,7 @@ def test_a_cli_that_dies_leaves_no_sandbox(signum: int, disarmed: bool, tmp_path
 def test_a_hung_forgeai_still_ends_the_run_at_the_wall_clock(tmp_path: Path) -> None:
     """ForgeAI stopped (SIGSTOP: as stuck as a process can be) cannot end its run; the
     supervisor's own clock ends it a little after the limit."""
-    env = {**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)}
-    proc = subprocess.Popen(
-        [*FORGEAI, "run", "--timeout", "1", "-l", "python", "-c", SLEEPER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    proc = _start_run(tmp_path, "--timeout", "1", stderr=subprocess.PIPE)
     processes = _descendants(proc.pid)
     sandbox = [p for p in processes if p.pid in _sandbox_pid1s(processes)]
     proc.send_signal(signal.SIGSTOP)
@@ -185,14 +185,7 @@ def test_the_next_start_removes_what_a_double_crash_left(tmp_path: Path) -> None
     host = detect_native_host()
     if host.cgroups is None:
         pytest.skip("without cgroups a process that escaped both cannot be found again")
-    env = {**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)}
-    proc = subprocess.Popen(
-        [*FORGEAI, "run", "--timeout", "300", "-l", "python", "-c", SLEEPER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    proc = _start_run(tmp_path, "--timeout", "300")
     processes = _descendants(proc.pid)
     _disarm(processes)
     supervisor = [p for p in processes if "supervisor.py" in " ".join(p.cmdline())]
@@ -209,7 +202,7 @@ def test_the_next_start_removes_what_a_double_crash_left(tmp_path: Path) -> None
         assert len(_leftovers(host, proc.pid)) == 3  # work dir, memory and pids groups
         done = subprocess.run(
             [*FORGEAI, "run", "-l", "python", "-c", "print(1)"],
-            env=env,
+            env={**os.environ, "FORGEAI_DAEMON": "0", "FORGEAI_HOME": str(tmp_path)},
             capture_output=True,
             timeout=60,
             check=False,
