@@ -269,7 +269,8 @@ class CodePluginExecutor:
               "params": params})  # fmt: skip
         limits = host_limits(ceiling)
         request = SandboxRequest(
-            files=self._files,
+            files={},
+            readonly_files=self._files,
             run=StepSpec(argv=("python3", "-I", "-S", f"/work/{HOST_NAME}"), limits=limits),
         )
         buffer = bytearray()

@@ -65,6 +65,7 @@ def build_command(
     env: Mapping[str, str],
     files: Mapping[str, bytes],
     toolchain_mounts: Sequence[Mount],
+    readonly_files: Mapping[str, bytes] | None = None,
     build_dir: str | None,
     build_writable: bool,
     network: bool,
@@ -112,6 +113,12 @@ def build_command(
         fd = memfd_with("source", content)
         command.pass_fds.append(fd)
         args += ["--perms", "0644", "--file", str(fd), f"{WORK_DIR}/{name}"]
+    for name, content in (readonly_files or {}).items():
+        for parent in _parent_dirs(name):
+            args += ["--dir", parent]
+        fd = memfd_with("readonly", content)
+        command.pass_fds.append(fd)
+        args += ["--perms", "0444", "--ro-bind-data", str(fd), f"{WORK_DIR}/{name}"]
     if build_dir is not None:
         args += ["--bind" if build_writable else "--ro-bind", build_dir, BUILD_DIR]
     args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORK_DIR]

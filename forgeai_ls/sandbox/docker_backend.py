@@ -343,7 +343,8 @@ class DockerBackend:
                 await asyncio.to_thread(_start, engine, container_id)
             reader = threading.Thread(target=_read_output, args=(frames, loop, queue), daemon=True)
             reader.start()
-            feeder = asyncio.create_task(_feed(stdin_socket, request.files, stdin))
+            files = {**request.files, **request.readonly_files}  # a container's own copy
+            feeder = asyncio.create_task(_feed(stdin_socket, files, stdin))
             waiter = _in_daemon_thread(loop, _wait, engine, container_id)
 
             def kill(reason: Callable[[], None]) -> None:

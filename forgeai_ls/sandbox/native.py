@@ -171,7 +171,7 @@ class NativeBackend:
         cache = self.compile_cache
         assert cache is not None
         compiler = self._resolver.resolve(spec.argv[0]).executable
-        key = cache.key(request.files, spec, compiler)
+        key = cache.key({**request.files, **request.readonly_files}, spec, compiler)
         cached = cache.lookup(key)
         if cached is not None:
             started = time.monotonic()
@@ -206,6 +206,8 @@ class NativeBackend:
     def _recipe(self, request: SandboxRequest, host: NativeHost | None = None) -> WarmRecipe | None:
         warm = request.warm
         if self.pools is None or warm is None or request.compile is not None:
+            return None
+        if request.readonly_files:  # a slot's files arrive through its stdin: writable
             return None
         if warm.script_index >= len(request.run.argv):
             return None
@@ -334,6 +336,7 @@ class NativeBackend:
             argv=argv,
             env=env,
             files=request.files,
+            readonly_files=request.readonly_files,
             toolchain_mounts=mounts,
             build_dir=build_dir,
             build_writable=step is StepName.COMPILE,

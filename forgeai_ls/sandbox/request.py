@@ -48,6 +48,9 @@ class SandboxRequest(BaseModel):
 
     files: Mapping[str, bytes]
     """Relative file name -> content, written into the work dir before each step."""
+    readonly_files: Mapping[str, bytes] = {}
+    """Like ``files``, but read-only in the sandbox (the native backend binds them read-only;
+    a code plugin's own files). Never in a warm slot or the compile cache's key."""
     run: StepSpec
     compile: StepSpec | None = None
     stdin: bytes | None = None
@@ -61,7 +64,7 @@ class SandboxRequest(BaseModel):
     """Set when the language can run in a warm slot; a backend with pools uses one when ready
     (the result is the same either way)."""
 
-    @field_validator("files")
+    @field_validator("files", "readonly_files")
     @classmethod
     def _names_stay_in_work_dir(cls, files: Mapping[str, bytes]) -> Mapping[str, bytes]:
         for name in files:

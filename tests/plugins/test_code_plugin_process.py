@@ -47,7 +47,14 @@ class Hostile:
             wrote = f"refused-{exc.errno}"
         getattr(os, "sys" + "tem")(f"echo pwned > {code}.2 2>/dev/null")
         posix.system(f"echo pwned > {code}.3 2>/dev/null")
-        return result(f"{os.getuid()} {wrote} {os.path.exists(code.rsplit('/', 1)[0])}")
+        try:
+            with open(__file__, "a") as own:  # its own verified code
+                own.write("# changed")
+            own_code = "writable"
+        except OSError:
+            own_code = "read-only"
+        shown = f"{os.getuid()} {wrote} {os.path.exists(code.rsplit('/', 1)[0])} {own_code}"
+        return result(shown)
 
 def create_executor(config):
     return Hostile()
@@ -71,14 +78,16 @@ async def test_a_hostile_plugin_reaches_nothing_of_the_host(
 ) -> None:
     """posix.system, getattr(os, 'sys'+'tem') and io.FileIO — each of which the static
     check missed — act inside the plugin's sandbox: no file appears on the host, the plugin
-    does not see the host's directories, and its code was never imported here."""
+    does not see the host's directories nor change its own files, and its code was never
+    imported here."""
     manager, language = _load(plugins, "hostile", HOSTILE.replace("codelang", "hostilelang"))
     executor, name = manager.get_executor(language)  # type: ignore[attr-defined]
     (tmp_path / "target").mkdir()
     target = tmp_path / "target" / "pwned"
     result = await executor.execute(name, str(target))
-    uid, wrote, sees_host_dir = result.stdout.decode().split()
+    uid, wrote, sees_host_dir, own_code = result.stdout.decode().split()
     assert wrote.startswith("refused-") and sees_host_dir == "False", result.stdout
+    assert own_code == "read-only"  # the plugin's files are bound read-only
     assert uid == "1000"  # the sandbox's own user
     assert list((tmp_path / "target").iterdir()) == []
     assert not [m for m in sys.modules if m.startswith("forgeai_plugin")]
