@@ -466,6 +466,12 @@ def search(
     return 0
 
 
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", help="Publisher token (default: FORGEAI_REGISTRY_TOKEN)."),
+]
+
+
 def _publisher_token(given: str | None, action: str) -> str:
     token = given or os.environ.get("FORGEAI_REGISTRY_TOKEN")
     if not token:
@@ -480,10 +486,7 @@ def _publisher_token(given: str | None, action: str) -> str:
 def publish(
     archive: Annotated[Path, typer.Argument(help=f"A {ARCHIVE_SUFFIX} built by 'plugin build'.")],
     registry: RegistryOption = None,
-    token: Annotated[
-        str | None,
-        typer.Option("--token", help="Publisher token (default: FORGEAI_REGISTRY_TOKEN)."),
-    ] = None,
+    token: TokenOption = None,
     as_json: JsonFlag = False,
 ) -> int:
     """Upload a signed archive to the registry (versions are immutable once published)."""
@@ -508,10 +511,7 @@ def publish(
 def yank(
     requirement: Annotated[str, typer.Argument(help="NAME@VERSION to withdraw.")],
     registry: RegistryOption = None,
-    token: Annotated[
-        str | None,
-        typer.Option("--token", help="Publisher token (default: FORGEAI_REGISTRY_TOKEN)."),
-    ] = None,
+    token: TokenOption = None,
     as_json: JsonFlag = False,
 ) -> int:
     """Withdraw a published version: install and update skip it from now on; NAME@VERSION

@@ -180,8 +180,7 @@ class StepProcess:
         """Kill and reap a process whose output nobody reads (an unused warm slot)."""
         if self._channel is None or self.outcome is not None:
             return
-        self._on_status()  # learn the sandbox's PID 1, if bwrap has reported it
-        self.kill()
+        self.kill()  # the supervisor finds PID 1 itself
         self._finish()
 
     def close_if_unstarted(self) -> None:

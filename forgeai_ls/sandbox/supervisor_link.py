@@ -156,17 +156,8 @@ class _Supervisor:
             hint=f"check that '{sys.executable} -I -S {SCRIPT}' runs",
         )
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
 
 _SUPERVISOR = _Supervisor()
-
-
-def supervisor_pid() -> int | None:
-    """The running supervisor's pid, if one was started (for tests and diagnostics)."""
-    return _SUPERVISOR.pid
 
 
 def guard_container(engine_url: str, container_id: str) -> SandboxChannel:
