@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the sandbox battery as an unprivileged user: no cgroups, rlimits only, user namespaces.
+# Run the sandbox battery as an unprivileged user with no systemd user manager: no cgroups,
+# rlimits only (the limit tests check that and the notice saying so), user namespaces.
 # Needs root (creates the user). The checkout is copied to a world-readable place and given a
 # virtual environment built from the system Python, which that user can execute.
 set -euo pipefail
@@ -23,4 +24,4 @@ chmod -R a+rX "$copy"
 chmod 755 "$copy"
 cd "$copy"
 runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
-  PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest -q -p no:cacheprovider -m sandbox -rs
+  PYTHONDONTWRITEBYTECODE=1 FORGEAI_EXPECT_LIMITS=rlimits .venv/bin/python -m pytest -q -p no:cacheprovider -m sandbox -rs

@@ -63,11 +63,20 @@ if command -v rg >/dev/null && command -v chromium >/dev/null; then  # else that
 fi
 
 if [ "$(id -u)" -eq 0 ]; then
+  # As root, memory and process limits are cgroups of this machine's version (the limit tests
+  # check that they are, not a fallback).
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    export FORGEAI_EXPECT_LIMITS=cgroup-v2
+  else
+    export FORGEAI_EXPECT_LIMITS=cgroup-v1
+  fi
   # As root the docker tests can start their own dockerd: not being able to is a failure.
   FORGEAI_REQUIRE_DOCKER=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
   # The sandbox battery again, every run served by a warm pool slot.
   FORGEAI_TEST_POOLS=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/sandbox
   bash scripts/test-unprivileged.sh
+  # cgroup v2 under systemd, as root and as normal users, in a Debian 12 virtual machine.
+  if [ "$#" -eq 0 ]; then bash scripts/vm-test.sh; fi
 else
   .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 fi

@@ -46,7 +46,7 @@ def run_app(args: list[str], terminal: Terminal | None = None) -> int:
         holder = getattr(importlib.import_module(entry.module), entry.attribute)
         command = typer.main.get_command(holder)
         status = command.main(
-            args=rest or ([] if name in ("run", "languages") else ["--help"]),
+            args=rest or ([] if name in ("run", "languages", "doctor") else ["--help"]),
             prog_name=f"forgeai {name}",
             standalone_mode=False,
         )

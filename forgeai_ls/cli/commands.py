@@ -29,6 +29,11 @@ COMMANDS: dict[str, CommandEntry] = {
         "app",
         "List the languages ForgeAI can run, with aliases, extensions and plugin.",
     ),
+    "doctor": CommandEntry(
+        "forgeai_ls.cli.doctor_command",
+        "app",
+        "Check what this machine gives ForgeAI: sandbox, limits, seccomp, engines, toolchains.",
+    ),
     "daemon": CommandEntry(
         "forgeai_ls.cli.daemon_commands",
         "daemon_app",

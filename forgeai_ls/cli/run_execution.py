@@ -17,11 +17,12 @@ from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.cli.terminal import Terminal
 from forgeai_ls.cli.terminal_filter import TerminalFilter
 from forgeai_ls.errors import StdinSourceError, UsageError
+from forgeai_ls.notices import first_time
 from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.executor import StdinInput
 from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.plugins.source import check_source_text, read_source_file, sibling_sources
-from forgeai_ls.sandbox import ExecutionFinished, OutputChunk, ResourceLimits
+from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
 
 MIB = 1024 * 1024
 EXIT_BROKEN_PIPE = 128 + int(signals.SIGPIPE)
@@ -112,6 +113,10 @@ async def stream_run(
         else:
             terminal.write(fd, data)
 
+    notice = limits_notice(run)
+    if notice is not None:
+        with contextlib.suppress(BrokenPipeError):
+            await write(terminal.stderr_fd, f"forgeai: {notice}\n".encode())
     events = run.executor.stream(
         run.language,
         run.code,
@@ -144,6 +149,15 @@ async def stream_run(
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
     raise RuntimeError("the sandbox ended without a result")
+
+
+def limits_notice(run: SelectedRun) -> str | None:
+    """The once-per-boot line when the native sandbox's limits fall back to rlimits here."""
+    backend = run.executor.backend
+    if not isinstance(backend, NativeBackend):
+        return None
+    notice = backend.host().limits_notice
+    return notice if notice is not None and first_time(notice) else None
 
 
 async def _finish(

@@ -1,8 +1,15 @@
-"""Per-run control groups: a hard memory limit (OOM kill) and a process limit.
+"""Per-run control groups: a hard memory limit (OOM kill), a process limit, CPU accounting.
 
-ForgeAI uses cgroups where it may create them (as root on cgroup v1 or v2, or in a delegated
-v2 subtree named by ``FORGEAI_CGROUP_BASE``); elsewhere the native backend falls back to
-rlimits. Each run gets its own group, created before the sandbox starts and removed after.
+Where ForgeAI's groups live (``detect_cgroups``), first that applies:
+- a delegated cgroup v2 subtree named by ``FORGEAI_CGROUP_BASE``;
+- cgroup v1: as root, a ``forgeai`` group under this process's groups of the memory and pids
+  hierarchies (a normal user cannot create v1 groups: rlimits);
+- cgroup v2 under systemd: a transient scope delegated to ForgeAI by the user's systemd
+  manager, or by PID 1 for root (see ``systemd_scope``);
+- cgroup v2 as root without systemd: ``/sys/fs/cgroup/forgeai``.
+Elsewhere the native backend falls back to rlimits, and ``CgroupSetup.reason`` says why.
+Each run gets its own group, created before the sandbox starts and removed after; every
+figure of a run (peak memory, OOM kills, refused forks, CPU time) is read from its files.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeai_ls.sandbox import systemd_scope
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _RMDIR_ATTEMPTS = 50
 
@@ -24,6 +33,8 @@ class CgroupStats:
     oom_killed: bool
     pids_limit_hit: bool
     peak_memory_bytes: int | None
+    cpu_usec: int | None
+    """CPU time of every process of the run (v2 ``cpu.stat``; v1 leaves it to rusage)."""
 
 
 def _read_int(path: Path) -> int | None:
@@ -58,6 +69,26 @@ def _remove_dir(path: Path) -> None:
             time.sleep(0.002)
 
 
+def kill_group(group: Path, version: int) -> None:
+    """SIGKILL every process in ``group`` until it is empty (v2: ``cgroup.kill`` kills the
+    whole subtree at once, forks in flight included)."""
+    if version == 2:
+        with contextlib.suppress(OSError):
+            (group / "cgroup.kill").write_text("1")
+    procs = group / ("tasks" if version == 1 else "cgroup.procs")
+    for _ in range(_RMDIR_ATTEMPTS):
+        try:
+            pids = [int(line) for line in procs.read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
+
+
 class RunCgroup:
     """The groups one run lives in."""
 
@@ -90,30 +121,22 @@ class RunCgroup:
                 )
                 oom_killed = failures > 0
             peak = _read_int(self.memory_dir / "memory.max_usage_in_bytes")
+            cpu_usec = None
         else:
             oom_killed = _read_keyed(self.memory_dir / "memory.events").get("oom_kill", 0) > 0
             peak = _read_int(self.memory_dir / "memory.peak")
+            cpu_usec = _read_keyed(self.memory_dir / "cpu.stat").get("usage_usec")
         return CgroupStats(
             oom_killed=oom_killed,
             pids_limit_hit=pids_events.get("max", 0) > 0,
             peak_memory_bytes=peak,
+            cpu_usec=cpu_usec,
         )
 
     def kill_all(self) -> None:
         """SIGKILL every process still in the group (a sandbox whose PID 1 is unknown, e.g.
         one stopped while bubblewrap was still setting it up), until the group is empty."""
-        procs = self.pids_dir / ("tasks" if self.version == 1 else "cgroup.procs")
-        for _ in range(_RMDIR_ATTEMPTS):
-            try:
-                pids = [int(line) for line in procs.read_text().split()]
-            except (OSError, ValueError):
-                return
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
+        kill_group(self.pids_dir, self.version)
 
     def memory_usage(self) -> int | None:
         """Memory charged to the group now (bytes)."""
@@ -170,6 +193,22 @@ class CgroupManager:
         return RunCgroup(memory_dir, pids_dir, self.version)
 
 
+@dataclass(frozen=True, slots=True)
+class CgroupSetup:
+    """What ``detect_cgroups`` found: the manager, or why there is none."""
+
+    manager: CgroupManager | None
+    how: str
+    """Where the groups live, for people (``forgeai doctor``), e.g. "cgroup v2, a scope
+    delegated by the systemd user manager (forgeai-….scope)"."""
+    reason: str | None = None
+    """Why there is no manager: memory and process limits fall back to rlimits."""
+    fix: str | None = None
+    """What the user can do about it."""
+    stale_scopes: tuple[Path, ...] = ()
+    """Scopes of ForgeAI processes that are gone, with whatever they left (see ``stale``)."""
+
+
 def _own_path(controller: str) -> str | None:
     """This process's group in the hierarchy of ``controller`` ("" names the v2 hierarchy)."""
     try:
@@ -209,35 +248,129 @@ def _detect_v1() -> CgroupManager | None:
     return None
 
 
-def _enable_controllers(group: Path) -> bool:
-    wanted = {"memory", "pids"}
+WANTED_CONTROLLERS = ("memory", "pids")
+
+
+class _ControllersMissing(Exception):
+    pass
+
+
+def _enable_controllers(group: Path) -> None:
+    """Let the children of ``group`` have the memory and pids controllers."""
     available = set((group / "cgroup.controllers").read_text().split())
-    if not wanted <= available:
-        return False
+    missing = [name for name in WANTED_CONTROLLERS if name not in available]
+    if missing:
+        raise _ControllersMissing(
+            f"{group} offers the controllers {' '.join(sorted(available)) or '(none)'}, "
+            f"not {' '.join(missing)}"
+        )
     enabled = set((group / "cgroup.subtree_control").read_text().split())
-    if not wanted <= enabled:
-        (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
-    return True
+    if not set(WANTED_CONTROLLERS) <= enabled:
+        (group / "cgroup.subtree_control").write_text(
+            " ".join(f"+{name}" for name in WANTED_CONTROLLERS)
+        )
 
 
-def _detect_v2(base: Path) -> CgroupManager | None:
-    try:
-        if not _prepare_base(base) or not _enable_controllers(base.parent):
-            return None
-        if not _enable_controllers(base):
-            return None
-    except OSError:
-        return None
+def _detect_v2(base: Path) -> CgroupManager:
+    """Groups under ``base``, whose parent must let it have the controllers."""
+    if not _prepare_base(base):
+        raise _ControllersMissing(f"{base} cannot be created or written by this user")
+    _enable_controllers(base.parent)
+    _enable_controllers(base)
     return CgroupManager(2, base, base)
 
 
-def detect_cgroups() -> CgroupManager | None:
-    """The cgroup manager usable by this process, or ``None`` (use rlimits)."""
+def _move_all(source: Path, target: Path) -> None:
+    """Move every process of ``source`` into ``target`` (repeated: one may have forked)."""
+    for _ in range(_RMDIR_ATTEMPTS):
+        pids = (source / "cgroup.procs").read_text().split()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                (target / "cgroup.procs").write_text(pid)
+    raise _ControllersMissing(f"processes keep appearing in {source}")
+
+
+def _scope_manager(extra_pids: list[int]) -> tuple[CgroupManager, str]:
+    """Groups inside a scope systemd delegates to ForgeAI (this process moves into it)."""
+    scope = systemd_scope.start_delegated_scope([os.getpid(), *extra_pids])
+    base = CGROUP_ROOT / scope.path.lstrip("/")
+    leaf = base / systemd_scope.LEAF
+    leaf.mkdir(exist_ok=True)
+    _move_all(base, leaf)
+    _enable_controllers(base)
+    who = "the systemd user manager" if scope.manager == "user" else "systemd (PID 1)"
+    return CgroupManager(2, base, base), f"cgroup v2, a scope delegated by {who} ({scope.unit})"
+
+
+def _dead_scopes(parent: Path) -> tuple[Path, ...]:
+    """Scopes beside ours whose ForgeAI process is gone (their names carry its pid)."""
+    found = []
+    for entry in parent.iterdir() if parent.is_dir() else []:
+        name = entry.name
+        if not (name.startswith(systemd_scope.SCOPE_PREFIX) and name.endswith(".scope")):
+            continue
+        owner = name[len(systemd_scope.SCOPE_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists() and _writable_dir(entry):
+            found.append(entry)
+    return tuple(found)
+
+
+def detect_cgroups(extra_pids: list[int] | None = None) -> CgroupSetup:
+    """Where this process can create per-run groups (see the module's docstring).
+
+    ``extra_pids``: processes of ForgeAI's that must move into a systemd scope with it (its
+    sandbox supervisor, when already running).
+    """
     delegated = os.environ.get("FORGEAI_CGROUP_BASE")
     if delegated:
-        return _detect_v2(Path(delegated))
-    if os.geteuid() != 0:
-        return None
-    if (CGROUP_ROOT / "cgroup.controllers").exists():  # the unified (v2-only) hierarchy
-        return _detect_v2(CGROUP_ROOT / "forgeai")
-    return _detect_v1()
+        how = f"cgroup v2, delegated by FORGEAI_CGROUP_BASE={delegated}"
+        try:
+            return CgroupSetup(_detect_v2(Path(delegated)), how)
+        except (OSError, _ControllersMissing) as exc:
+            return CgroupSetup(
+                None,
+                how,
+                reason=f"FORGEAI_CGROUP_BASE is not usable: {exc}",
+                fix="point FORGEAI_CGROUP_BASE at a cgroup v2 group delegated to you with the "
+                "memory and pids controllers, or unset it",
+            )
+    if not (CGROUP_ROOT / "cgroup.controllers").exists():  # v1 (or hybrid) hierarchy
+        if os.geteuid() != 0:
+            return CgroupSetup(
+                None,
+                "cgroup v1",
+                reason="on cgroup v1 only root can create cgroups",
+                fix="boot with the unified cgroup v2 hierarchy (kernel command line "
+                "'systemd.unified_cgroup_hierarchy=1'), the default of current distributions",
+            )
+        manager = _detect_v1()
+        if manager is None:
+            return CgroupSetup(
+                None, "cgroup v1", reason="the v1 memory and pids hierarchies are not usable"
+            )
+        return CgroupSetup(manager, "cgroup v1, as root")
+    try:
+        manager, how = _scope_manager(extra_pids or [])
+        return CgroupSetup(manager, how, stale_scopes=_dead_scopes(manager.memory_base.parent))
+    except systemd_scope.ScopeUnavailable as exc:
+        reason = str(exc)
+        fix = (
+            "run ForgeAI where your systemd user manager runs (a desktop or ssh login session), "
+            "or keep one running with 'sudo loginctl enable-linger $USER'; the user bus comes "
+            "with the package dbus-user-session"
+        )
+    except (OSError, _ControllersMissing) as exc:
+        reason = f"the delegated scope is not usable: {exc}"
+        fix = (
+            "let systemd delegate the memory and pids controllers to users: "
+            "'sudo systemctl edit user@.service' with '[Service]' and 'Delegate=memory pids'"
+        )
+    if os.geteuid() == 0:  # no systemd (a container, another init): ForgeAI's own subtree
+        base = CGROUP_ROOT / "forgeai"
+        try:
+            return CgroupSetup(_detect_v2(base), f"cgroup v2, as root ({base})")
+        except (OSError, _ControllersMissing) as exc:
+            reason = f"{reason}; {base}: {exc}"
+    return CgroupSetup(None, "cgroup v2", reason=reason, fix=fix)

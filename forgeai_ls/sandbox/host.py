@@ -12,10 +12,11 @@ from pathlib import Path
 
 from forgeai_ls.errors import SandboxUnavailableError
 from forgeai_ls.runtime_dir import NotPrivateError, private_dir, runtime_base
-from forgeai_ls.sandbox.cgroups import CgroupManager, detect_cgroups
+from forgeai_ls.sandbox.cgroups import CgroupManager, CgroupSetup, detect_cgroups
 from forgeai_ls.sandbox.etc_tree import build_etc_tree
 from forgeai_ls.sandbox.seccomp import seccomp_program
 from forgeai_ls.sandbox.stale import sweep_stale
+from forgeai_ls.sandbox.supervisor_link import running_supervisor
 from forgeai_ls.sandbox.uidpool import UidPool
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ BWRAP_HINT = (
 class NativeHost:
     bwrap: str
     is_root: bool
-    cgroups: CgroupManager | None
+    cgroup_setup: CgroupSetup
     uid_pool: UidPool | None
     """Present when running as root: each execution switches to a leased unprivileged uid."""
     runtime_dir: Path
@@ -41,6 +42,22 @@ class NativeHost:
     seccomp: bytes | None
     etc_dir: Path
     """The sandbox's read-only /etc (see etc_tree)."""
+
+    @property
+    def cgroups(self) -> CgroupManager | None:
+        return self.cgroup_setup.manager
+
+    @property
+    def limits_notice(self) -> str | None:
+        """One line for people when memory and process limits are rlimits, else ``None``."""
+        reason = self.cgroup_setup.reason
+        if reason is None:
+            return None
+        return (
+            f"memory and process limits are rlimits here, not cgroups ({reason}): an "
+            "allocation fails inside the program instead of an OOM kill, and the process "
+            "limit counts all of this user's processes; see 'forgeai doctor'"
+        )
 
 
 def _find_bwrap() -> str:
@@ -81,20 +98,43 @@ def _runtime_base() -> Path:
         raise _not_ours(Path(exc.path)) from None
 
 
+def executable_here(path: Path) -> bool:
+    """Programs can be started from files in ``path`` (its filesystem is not noexec)."""
+    return not os.statvfs(path).f_flag & os.ST_NOEXEC
+
+
+def _work_dir(base: Path, mode: int) -> Path:
+    """Where runs' work and build directories go: in the runtime directory, unless that is
+    on a noexec filesystem (Debian's initramfs mounts /run noexec, which root's runtime
+    directory is in): compiled programs must run from there. Then /var/tmp."""
+    preferred = _private_dir(base / "work", mode)
+    if executable_here(preferred):
+        return preferred
+    try:
+        fallback = _private_dir(Path("/var/tmp") / f"forgeai-{os.geteuid()}", mode)
+    except SandboxUnavailableError:  # someone else's: not used
+        return preferred
+    if executable_here(fallback):
+        log.info("%s is on a noexec filesystem: work directories go to %s", preferred, fallback)
+        return _private_dir(fallback / "work", mode)
+    return preferred  # reported by 'forgeai doctor'
+
+
 @cache
 def detect_native_host() -> NativeHost:
     """Inspect the machine once; raises SandboxUnavailableError when no sandbox can run."""
     bwrap = _find_bwrap()
     is_root = os.geteuid() == 0
     base = _runtime_base()
-    runtime_dir = _private_dir(base / "work", 0o711 if is_root else 0o700)
-    cgroups = detect_cgroups()
+    runtime_dir = _work_dir(base, 0o711 if is_root else 0o700)
+    setup = detect_cgroups(running_supervisor())
+    cgroups = setup.manager
     bases = [cgroups.memory_base, cgroups.pids_base] if cgroups is not None else []
-    sweep_stale(runtime_dir, dict.fromkeys(bases))
+    sweep_stale(runtime_dir, dict.fromkeys(bases), setup.stale_scopes)
     return NativeHost(
         bwrap=bwrap,
         is_root=is_root,
-        cgroups=cgroups,
+        cgroup_setup=setup,
         uid_pool=UidPool(base / "uids") if is_root else None,
         runtime_dir=runtime_dir,
         stage_dir=_private_dir(base / "stage", 0o755) if is_root else None,

@@ -418,7 +418,11 @@ def _step_result(
     else:
         exit_code, signal = signal_from_status(outcome.monitor_status)
     usage = outcome.usage
-    cpu_ms = usage.cpu_seconds * 1000
+    cpu_ms = (
+        stats.cpu_usec / 1000
+        if stats is not None and stats.cpu_usec is not None
+        else usage.cpu_seconds * 1000
+    )
     peak = (
         stats.peak_memory_bytes
         if stats and stats.peak_memory_bytes

@@ -136,6 +136,12 @@ class _Supervisor:
             self._control = ours
             return ours
 
+    def running_pid(self) -> int | None:
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                return self._process.pid
+            return None
+
     def open_channel(self) -> SandboxChannel:
         for _attempt in range(2):
             control = self._started()
@@ -158,6 +164,12 @@ class _Supervisor:
 
 
 _SUPERVISOR = _Supervisor()
+
+
+def running_supervisor() -> list[int]:
+    """The supervisor's pid while it runs (it moves into a systemd scope with ForgeAI)."""
+    pid = _SUPERVISOR.running_pid()
+    return [] if pid is None else [pid]
 
 
 def guard_container(engine_url: str, container_id: str) -> SandboxChannel:

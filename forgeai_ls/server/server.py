@@ -179,6 +179,7 @@ class ForgeAIServer(LanguageServer):
             try:
                 self.settings  # noqa: B018 - validated here, off the event loop
                 blocked = self.reload_plugins()
+                self._report_degraded(loop)
             except BaseException as exc:
                 log.exception("loading the plugins failed: %s", exc)
                 blocked = []
@@ -188,6 +189,19 @@ class ForgeAIServer(LanguageServer):
 
         self._loading = threading.Thread(target=load, name="forgeai-load-plugins", daemon=True)
         self._loading.start()
+
+    def _report_degraded(self, loop: asyncio.AbstractEventLoop) -> None:
+        """What is degraded on this machine (see ``forgeai doctor``), once, in the log."""
+        from forgeai_ls.doctor import startup_problems
+
+        for problem in startup_problems(self._backend):
+            loop.call_soon_threadsafe(
+                self.window_log_message,
+                types.LogMessageParams(
+                    type=types.MessageType.Warning,
+                    message=f"{SOURCE}: {problem} (details: 'forgeai doctor')",
+                ),
+            )
 
     def reload_plugins(self) -> list[BlockedPlugin]:
         from forgeai_ls.plugins.manager import ManagerConfig, PluginManager

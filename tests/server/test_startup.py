@@ -40,18 +40,27 @@ languages:
 
 @asynccontextmanager
 async def server(
-    home: Path, options: dict[str, Any] | None = None
+    home: Path,
+    options: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    logged: list[types.LogMessageParams] | None = None,
 ) -> AsyncIterator[tuple[LanguageClient, list[str]]]:
-    """A forgeai-ls subprocess with FORGEAI_HOME=home, initialized (with code-lens refresh
-    support); yields the client and the list of workspace/codeLens/refresh requests seen."""
+    """A forgeai-ls subprocess with FORGEAI_HOME=home (and ``env``), initialized (with
+    code-lens refresh support); yields the client and the list of workspace/codeLens/refresh
+    requests seen. ``logged`` collects its window/logMessage notifications."""
     client = LanguageClient("startup-test", "1")
     refreshes: list[str] = []
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def log_message(_client: LanguageClient, params: types.LogMessageParams) -> None:
+        if logged is not None:
+            logged.append(params)
 
     @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
     def refresh(_client: LanguageClient, _params: Any) -> None:
         refreshes.append("refresh")
 
-    env = {**os.environ, "FORGEAI_HOME": str(home)}
+    env = {**os.environ, "FORGEAI_HOME": str(home), **(env or {})}
     await client.start_io(sys.executable, "-m", "forgeai_ls", env=env)
     capabilities = types.ClientCapabilities(
         workspace=types.WorkspaceClientCapabilities(
@@ -197,3 +206,20 @@ def test_the_server_starts_without_the_heavy_layers() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+async def test_a_degraded_machine_is_reported_in_the_log_at_start(tmp_path: Path) -> None:
+    """Where memory and process limits fall back to rlimits (forced here with an unusable
+    FORGEAI_CGROUP_BASE), the server says so once at start, with why and where to look."""
+    logged: list[types.LogMessageParams] = []
+    bad_base = {"FORGEAI_CGROUP_BASE": str(tmp_path / "missing" / "base")}
+    async with server(tmp_path / "home", env=bad_base, logged=logged):
+        for _ in range(500):
+            if any("rlimits" in m.message for m in logged):
+                break
+            await asyncio.sleep(0.02)
+    degraded = [m for m in logged if "rlimits" in m.message]
+    assert len(degraded) == 1, [m.message for m in logged]
+    assert degraded[0].type == types.MessageType.Warning
+    assert "FORGEAI_CGROUP_BASE is not usable" in degraded[0].message
+    assert "forgeai doctor" in degraded[0].message

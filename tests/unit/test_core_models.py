@@ -66,14 +66,16 @@ def test_request_file_names_stay_in_the_work_dir(name: str) -> None:
 
 def test_cgroup_counters_are_exact_evidence() -> None:
     """An OOM kill counted by the cgroup is the memory limit, whatever stderr says."""
-    stats = CgroupStats(oom_killed=True, pids_limit_hit=False, peak_memory_bytes=1)
+    stats = CgroupStats(oom_killed=True, pids_limit_hit=False, peak_memory_bytes=1, cpu_usec=None)
     hit = infer_limits(evidence(signal=signal.SIGKILL, cgroup=stats), LIMITS)
     assert hit == (LimitKind.MEMORY,)
 
 
 def test_cause_comes_before_consequence() -> None:
     """A fork bomb that then timed out reports processes first, timeout second."""
-    stats = CgroupStats(oom_killed=False, pids_limit_hit=True, peak_memory_bytes=None)
+    stats = CgroupStats(
+        oom_killed=False, pids_limit_hit=True, peak_memory_bytes=None, cpu_usec=None
+    )
     hit = infer_limits(evidence(timed_out=True, signal=signal.SIGKILL, cgroup=stats), LIMITS)
     assert hit == (LimitKind.PROCESSES, LimitKind.TIMEOUT)
 

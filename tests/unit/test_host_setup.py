@@ -62,7 +62,9 @@ def test_delegated_v2_subtree_without_memory_controller_falls_back(
     """A delegated group lacking the memory controller means rlimits, not a half setup."""
     _fake_v2_group(tmp_path, "cpu pids")
     monkeypatch.setenv("FORGEAI_CGROUP_BASE", str(tmp_path / "forgeai"))
-    assert detect_cgroups() is None
+    setup = detect_cgroups()
+    assert setup.manager is None
+    assert setup.reason is not None and "not memory" in setup.reason
 
 
 def test_delegated_v2_subtree_gets_per_run_limits(
@@ -73,7 +75,7 @@ def test_delegated_v2_subtree_gets_per_run_limits(
     base = tmp_path / "forgeai"
     _fake_v2_group(base, "memory pids")
     monkeypatch.setenv("FORGEAI_CGROUP_BASE", str(base))
-    manager = detect_cgroups()
+    manager = detect_cgroups().manager
     assert manager is not None and manager.version == 2
     assert (base / "cgroup.subtree_control").read_text() == "+memory +pids"
     run = manager.create(64 * 1024 * 1024, 10)
@@ -102,3 +104,31 @@ def test_unchanged_etc_is_reused_through_its_fingerprint(tmp_path: Path) -> None
     changed = build_etc_tree(tmp_path / "out", host_etc=etc)
     assert changed != first and (changed / "protocols").read_text().endswith("TCP\n")
     assert marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a noexec tmpfs (needs root)")
+def test_work_dirs_leave_a_noexec_runtime_directory(tmp_path: Path) -> None:
+    """Debian's initramfs mounts /run noexec: compiled programs could not run from root's
+    runtime directory there, so work directories go where programs can run."""
+    import subprocess
+    import sys
+
+    base = tmp_path / "base"
+    base.mkdir()
+    script = (
+        "import subprocess, sys\n"
+        "from pathlib import Path\n"
+        f"subprocess.run(['mount', '-t', 'tmpfs', '-o', 'noexec', 'tmpfs', '{base}'], check=True)\n"
+        "from forgeai_ls.sandbox.host import _work_dir, executable_here\n"
+        f"base = Path('{base}')\n"
+        "work = _work_dir(base, 0o711)\n"
+        "print(executable_here(base), work, executable_here(work))\n"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", f"/var/tmp/forgeai-{os.geteuid()}/work", "True"]
