@@ -147,35 +147,13 @@ def bubblewrap_facts() -> BubblewrapFacts:
             error=exc.message,
             fix=BWRAP_HINT,
         )
-    version = subprocess.run(
-        [bwrap, "--version"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT, check=False
-    ).stdout.strip()
+    version = _output([bwrap, "--version"]).stdout.strip()
     # As a normal user: what ForgeAI's sandboxes need. As root, ForgeAI starts bwrap as an
     # unprivileged uid, so the probe does too.
-    unprivileged = os.geteuid() == 0
-    probe = subprocess.run(
-        [
-            bwrap,
-            "--unshare-user",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-ipc",
-            "--die-with-parent",
-            "--ro-bind",
-            "/",
-            "/",
-            "--proc",
-            "/proc",
-            "true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=_PROBE_TIMEOUT,
-        check=False,
-        user=65534 if unprivileged else None,
-        group=65534 if unprivileged else None,
-        extra_groups=[] if unprivileged else None,
-        cwd="/",
+    namespaces = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc"]
+    probe = _output(
+        [bwrap, *namespaces, "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "true"],
+        unprivileged=os.geteuid() == 0,
     )
     works = probe.returncode == 0
     return BubblewrapFacts(
@@ -187,6 +165,26 @@ def bubblewrap_facts() -> BubblewrapFacts:
         error=None if works else (probe.stderr.strip() or f"exit {probe.returncode}"),
         fix=None if works else _userns_fix(bwrap, apparmor),
     )
+
+
+def _output(argv: list[str], *, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+    """``argv``'s exit status and output (as uid/gid 65534 when ``unprivileged``); a program
+    that cannot be started is a failure (status 127) with the reason as its stderr."""
+    nobody = 65534 if unprivileged else None
+    try:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=_PROBE_TIMEOUT,
+            check=False,
+            user=nobody,
+            group=nobody,
+            extra_groups=[] if unprivileged else None,
+            cwd="/",
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {exc}")
 
 
 def cgroup_facts(host: NativeHost) -> CgroupFacts:
@@ -272,12 +270,15 @@ def _ping(name: Literal["docker", "podman"], url: str) -> EngineFacts:
         with httpx.Client(transport=transport, timeout=_ENGINE_TIMEOUT) as client:
             answer = client.get(f"{base}/version")
             answer.raise_for_status()
-            version = str(answer.json().get("Version", "?"))
-    except (httpx.HTTPError, ValueError) as exc:
+            found = answer.json()
+            components = " ".join(str(c.get("Name", "")) for c in found.get("Components") or [])
+            kind = "Podman" if "podman" in components.lower() else "Docker"
+            version = f"{kind} {found.get('Version', '?')}"
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
         return EngineFacts(
             name=name, url=url, reachable=False, detail=str(exc) or type(exc).__name__
         )
-    return EngineFacts(name=name, url=url, reachable=True, detail=f"version {version}")
+    return EngineFacts(name=name, url=url, reachable=True, detail=version)
 
 
 def toolchain_facts(manager: PluginManager) -> list[ToolchainFacts]:

@@ -77,3 +77,39 @@ def test_doctor_prints_a_readable_report(tmp_path: Path) -> None:
     )
     for heading in ("bubblewrap", "cgroups", "seccomp", "Limits", "Toolchains"):
         assert heading in done.stdout
+
+
+def test_doctor_gives_the_apparmor_fix_where_apparmor_blocks_user_namespaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ubuntu 24.04+: bwrap fails to set up its uid map while AppArmor restricts unprivileged
+    user namespaces; the fix is a profile that lets that bwrap (only) create them."""
+    import tempfile
+
+    from forgeai_ls import doctor
+
+    folder = Path(tempfile.mkdtemp(prefix="forgeai-fake-bwrap-"))
+    try:
+        folder.chmod(0o755)  # as root the probe runs bwrap as uid 65534
+        bwrap = folder / "bwrap"
+        bwrap.write_text(
+            "#!/bin/sh\n"
+            '[ "$1" = --version ] && { echo "bubblewrap 0.9.0"; exit 0; }\n'
+            'echo "bwrap: setting up uid map: Permission denied" >&2; exit 1\n'
+        )
+        bwrap.chmod(0o755)
+        knob = folder / "apparmor_restrict_unprivileged_userns"
+        knob.write_text("1\n")
+        monkeypatch.setenv("FORGEAI_BWRAP", str(bwrap))
+        monkeypatch.setattr(doctor, "_APPARMOR_KNOB", knob)
+        facts = doctor.bubblewrap_facts()
+    finally:
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
+    assert facts.version == "0.9.0"
+    assert facts.user_namespaces is False and facts.apparmor_restricts_userns is True
+    assert facts.error == "bwrap: setting up uid map: Permission denied"
+    assert facts.fix is not None
+    assert f"profile bwrap {bwrap} flags=(unconfined)" in facts.fix
+    assert "userns," in facts.fix and "apparmor_parser -r /etc/apparmor.d/bwrap" in facts.fix

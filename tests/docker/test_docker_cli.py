@@ -36,3 +36,20 @@ def test_no_engine_is_a_clear_error(tmp_path: Path) -> None:
                    "--backend", "docker", env=env)  # fmt: skip
     assert done.returncode == 125
     assert "FORGEAI-E120" in done.stderr and "absent.sock" in done.stderr
+
+
+def test_doctor_finds_the_engine(tmp_path: Path, docker_engine: Any) -> None:
+    """`forgeai doctor` pings the engine DOCKER_HOST names and says which engine answers."""
+    done = forgeai(tmp_path / "home", "doctor", "--json", env={"DOCKER_HOST": docker_engine.host})
+    engines = {e["name"]: e for e in json.loads(done.stdout)["engines"]}
+    assert engines["docker"]["url"] == docker_engine.host
+    assert engines["docker"]["reachable"] is True, engines["docker"]
+    assert engines["docker"]["detail"].startswith(("Docker ", "Podman "))
+    absent = forgeai(
+        tmp_path / "home", "doctor", "--json", env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
+    )
+    engines = {e["name"]: e for e in json.loads(absent.stdout)["engines"]}
+    assert engines["docker"] == {
+        "name": "docker", "url": f"unix://{tmp_path}/no.sock", "reachable": False,
+        "detail": "no socket",
+    }  # fmt: skip
