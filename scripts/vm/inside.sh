@@ -61,6 +61,13 @@ as_tester=(runuser -u tester -- env XDG_RUNTIME_DIR=/run/user/1000
 step "user with a systemd user manager" "${as_tester[@]}" \
   --setenv=FORGEAI_EXPECT_LIMITS=cgroup-v2 "${pytest[@]}"
 "${as_tester[@]}" "$venv/bin/forgeai" doctor
+# What obtaining the delegated scope costs a ForgeAI process (once, at its first sandbox).
+"${as_tester[@]}" "$venv/bin/python" -c '
+import time
+from forgeai_ls.sandbox.cgroups import detect_cgroups
+begin = time.perf_counter()
+setup = detect_cgroups()
+print(f"forgeai-vm: scope obtained in {(time.perf_counter() - begin) * 1000:.1f} ms: {setup.how}")'
 
 # A normal user with no user manager (no login session, no lingering).
 as_nobus=(runuser -u nobus -- env -i PATH=/usr/bin:/bin HOME=/home/nobus "${common[@]}")

@@ -20,9 +20,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from forgeai_ls.sandbox import LimitKind
+from forgeai_ls.sandbox import LimitKind, NativeBackend
 from forgeai_ls.sandbox.host import detect_native_host
-from tests.conftest import close_pools, run_code
+from forgeai_ls.sandbox.warm_pool import ESTIMATED_SLOT_BYTES, PoolSettings
+from tests.conftest import close_pools, executor_for, run_code
 
 pytestmark = pytest.mark.sandbox
 
@@ -131,6 +132,30 @@ async def test_runs_leave_no_group_and_no_process() -> None:
             break
         await asyncio.sleep(0.02)
     assert groups == [] and alive == []
+
+
+async def test_a_warm_slot_counts_against_the_budget_as_its_cgroup_measures_it() -> None:
+    """The warm pools' memory budget uses the slot's group (v1 memory.usage_in_bytes, v2
+    memory.current); only without cgroups an estimate."""
+    expected = _expect("cgroup-v1", "cgroup-v2", "rlimits")
+    request = executor_for("python").build_request("print(1)")
+    pooled = NativeBackend(pools=PoolSettings(size=1))
+    try:
+        pooled.prewarm(request)
+        assert await pooled.wait_warm(request) == 1
+        assert pooled.pools is not None
+        (slot,) = pooled.pools.idle_slots()
+        if expected == "rlimits":
+            assert slot.cgroup is None
+            assert slot.memory_bytes() == ESTIMATED_SLOT_BYTES["python"]
+            return
+        assert slot.cgroup is not None
+        name = "memory.usage_in_bytes" if expected == "cgroup-v1" else "memory.current"
+        charged = int((slot.cgroup.memory_dir / name).read_text())
+        assert MIB < charged < 128 * MIB
+        assert abs(slot.memory_bytes() - charged) < 8 * MIB  # read again: about the same
+    finally:
+        pooled.close()
 
 
 def _cli_run(home: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
