@@ -8,7 +8,8 @@
 #
 # The fresh system runs as a container made by bubblewrap as root: its own mount namespace and
 # root (pivot_root, not chroot: a chrooted process may not create the user namespaces its
-# sandboxes need), this machine's kernel, processes (/proc as it is: a new proc with parts
+# sandboxes need; bound with devices allowed, as a real root filesystem is, so that the VM test
+# can debootstrap inside it), this machine's kernel, processes (/proc as it is: a new proc with parts
 # covered would forbid the sandboxes' own), devices, cgroups and network. Network plumbing only:
 # when this machine reaches the package registries through a TLS-intercepting proxy
 # (FRESH_EXTRA_CA, default: /etc/ssl/certs/sandboxing-egress-ca.pem if present), its CA is
@@ -38,7 +39,7 @@ echo "fresh-machine: debootstrap $(($(seconds) - started)) s"
 
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 inside() {  # inside COMMAND...: run in the fresh system, as its root, no standard input
-  bwrap --bind "$root" / --dev-bind /dev /dev --bind /proc /proc --bind /sys /sys \
+  bwrap --dev-bind "$root" / --dev-bind /dev /dev --bind /proc /proc --bind /sys /sys \
     --tmpfs /run --unshare-ipc --unshare-uts --die-with-parent \
     /usr/bin/env -i "${passed[@]}" "$@" </dev/null
 }
