@@ -21,7 +21,9 @@ from forgeai_ls import __version__
 from forgeai_ls.errors import ForgeAIError, ToolchainNotFoundError
 from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.sandbox import NativeBackend
-from forgeai_ls.sandbox.host import NativeHost, executable_here
+from forgeai_ls.sandbox.cgroups import unified_hierarchy
+from forgeai_ls.sandbox.engine_info import docker_host, is_podman
+from forgeai_ls.sandbox.host import BWRAP_HINT, NativeHost, executable_here, find_bwrap
 
 _PROBE_TIMEOUT = 10.0
 _ENGINE_TIMEOUT = 1.0
@@ -132,11 +134,9 @@ def _userns_fix(bwrap: str, apparmor: bool) -> str | None:
 
 
 def bubblewrap_facts() -> BubblewrapFacts:
-    from forgeai_ls.sandbox.host import BWRAP_HINT, _find_bwrap
-
     apparmor = _read(str(_APPARMOR_KNOB)) == "1"
     try:
-        bwrap = _find_bwrap()
+        bwrap = find_bwrap()
     except ForgeAIError as exc:
         return BubblewrapFacts(
             path=None,
@@ -190,9 +190,7 @@ def _output(argv: list[str], *, unprivileged: bool = False) -> subprocess.Comple
 def cgroup_facts(host: NativeHost) -> CgroupFacts:
     setup = host.cgroup_setup
     manager = setup.manager
-    hierarchy: Literal["v1", "v2"] = (
-        "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
-    )
+    hierarchy: Literal["v1", "v2"] = "v2" if unified_hierarchy() else "v1"
     controllers = []
     if manager is not None:
         controllers = ["memory", "pids"] + (["cpu accounting"] if manager.version == 2 else [])
@@ -245,7 +243,7 @@ def limit_facts(host: NativeHost | None) -> list[LimitFacts]:
 
 
 def engine_facts() -> list[EngineFacts]:
-    docker_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    docker_url = docker_host()
     if os.geteuid() == 0:
         podman_socket = "/run/podman/podman.sock"
     else:
@@ -271,8 +269,7 @@ def _ping(name: Literal["docker", "podman"], url: str) -> EngineFacts:
             answer = client.get(f"{base}/version")
             answer.raise_for_status()
             found = answer.json()
-            components = " ".join(str(c.get("Name", "")) for c in found.get("Components") or [])
-            kind = "Podman" if "podman" in components.lower() else "Docker"
+            kind = "Podman" if is_podman(found) else "Docker"
             version = f"{kind} {found.get('Version', '?')}"
     except (httpx.HTTPError, ValueError, AttributeError) as exc:
         return EngineFacts(

@@ -317,6 +317,11 @@ def _dead_scopes(parent: Path) -> tuple[Path, ...]:
     return tuple(found)
 
 
+def unified_hierarchy() -> bool:
+    """The machine mounts the unified cgroup v2 hierarchy (not v1 or hybrid)."""
+    return (CGROUP_ROOT / "cgroup.controllers").exists()
+
+
 def detect_cgroups(extra_pids: list[int] | None = None) -> CgroupSetup:
     """Where this process can create per-run groups (see the module's docstring).
 
@@ -336,7 +341,7 @@ def detect_cgroups(extra_pids: list[int] | None = None) -> CgroupSetup:
                 fix="point FORGEAI_CGROUP_BASE at a cgroup v2 group delegated to you with the "
                 "memory and pids controllers, or unset it",
             )
-    if not (CGROUP_ROOT / "cgroup.controllers").exists():  # v1 (or hybrid) hierarchy
+    if not unified_hierarchy():
         if os.geteuid() != 0:
             return CgroupSetup(
                 None,

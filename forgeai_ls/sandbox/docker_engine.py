@@ -10,8 +10,7 @@ from docker.errors import DockerException
 from requests.exceptions import RequestException
 
 from forgeai_ls.errors import DockerUnavailableError
-
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+from forgeai_ls.sandbox.engine_info import docker_host, is_podman
 
 START_HINT = (
     "start an engine and point DOCKER_HOST at it, e.g. as root: 'dockerd --data-root "
@@ -20,11 +19,6 @@ START_HINT = (
     "DOCKER_HOST=unix:///tmp/dk/sock; or Podman: 'podman system service --time=0 &' and "
     "DOCKER_HOST=unix:///run/podman/podman.sock"
 )
-
-
-def docker_host(base_url: str | None = None) -> str:
-    """The engine URL used: ``base_url``, else $DOCKER_HOST, else Docker's default socket."""
-    return base_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
 
 
 def docker_client(base_url: str | None = None, timeout: float = 60) -> docker.DockerClient:
@@ -84,7 +78,6 @@ def connect(base_url: str | None = None, timeout: float = 60) -> Engine:
         raise DockerUnavailableError(
             f"the container engine at {url} does not answer ({_short(exc)})", hint=START_HINT
         ) from None
-    components = " ".join(str(c.get("Name", "")) for c in version.get("Components") or [])
-    platform = str((version.get("Platform") or {}).get("Name", ""))
-    podman = "podman" in (components + " " + platform).lower()
-    return Engine(client=client, url=url, podman=podman, version=str(version.get("Version")))
+    return Engine(
+        client=client, url=url, podman=is_podman(version), version=str(version.get("Version"))
+    )

@@ -60,7 +60,8 @@ class NativeHost:
         )
 
 
-def _find_bwrap() -> str:
+def find_bwrap() -> str:
+    """The bwrap to use (FORGEAI_BWRAP, else PATH); SandboxUnavailableError without one."""
     configured = os.environ.get("FORGEAI_BWRAP")
     candidate = configured or shutil.which("bwrap")
     if candidate is None or not os.access(candidate, os.X_OK):
@@ -123,7 +124,7 @@ def _work_dir(base: Path, mode: int) -> Path:
 @cache
 def detect_native_host() -> NativeHost:
     """Inspect the machine once; raises SandboxUnavailableError when no sandbox can run."""
-    bwrap = _find_bwrap()
+    bwrap = find_bwrap()
     is_root = os.geteuid() == 0
     base = _runtime_base()
     runtime_dir = _work_dir(base, 0o711 if is_root else 0o700)

@@ -179,13 +179,16 @@ class ForgeAIServer(LanguageServer):
             try:
                 self.settings  # noqa: B018 - validated here, off the event loop
                 blocked = self.reload_plugins()
-                self._report_degraded(loop)
             except BaseException as exc:
                 log.exception("loading the plugins failed: %s", exc)
                 blocked = []
             finally:
                 self._loading = None
             loop.call_soon_threadsafe(done, blocked)
+            try:
+                self._report_degraded(loop)
+            except Exception as exc:  # a diagnosis that fails must not stop the server
+                log.exception("checking the machine failed: %s", exc)
 
         self._loading = threading.Thread(target=load, name="forgeai-load-plugins", daemon=True)
         self._loading.start()
