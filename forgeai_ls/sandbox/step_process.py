@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -32,7 +33,7 @@ _QUEUE_HIGH_BYTES = 1024 * 1024
 writes then block), so a slow consumer never makes ForgeAI hold a flood in memory."""
 _QUEUE_LOW_BYTES = 256 * 1024
 _BWRAP_ERROR_PREFIX = b"bwrap: "
-_BACKSTOP_GRACE_SECONDS = 2.0
+BACKSTOP_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class StepProcess:
         self._end_fd = -1
         self._end_text = bytearray()
         self._reported_status: int | None = None
+        self._reported_cpu = 0.0
         self.outcome: StepOutcome | None = None
 
     # -- start --------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ class StepProcess:
             self._watch(self._end_fd, self._on_end_report)
         # The supervisor's own wall clock, a little later than ForgeAI's: it holds when this
         # process is too busy (or too stuck) to end the run itself.
-        self._channel.backstop(self.limits.wall_timeout + _BACKSTOP_GRACE_SECONDS)
+        self._channel.backstop(self.limits.wall_timeout + BACKSTOP_GRACE_SECONDS)
         stdin_task = (
             asyncio.ensure_future(self._feed_stdin(self._stdin))
             if self._stdin is not None
@@ -348,8 +350,12 @@ class StepProcess:
             self._unwatch(self._end_fd)
         text = bytes(self._end_text)
         if text.startswith(b"e") and b"\n" in text:
+            status, _, cpu = text[1 : text.index(b"\n")].partition(b" ")
             try:
-                self._reported_status = int(text[1 : text.index(b"\n")])
+                self._reported_status = int(status)
+                reported_cpu = float(cpu or 0)
+                if math.isfinite(reported_cpu) and reported_cpu > 0:
+                    self._reported_cpu = reported_cpu
             except ValueError:
                 return
             self._drain_output()
@@ -406,12 +412,16 @@ class StepProcess:
                 if self._reported_status is not None and not self._killed
                 else json_status_field(bytes(self._status), "exit-code")
             ),
-            killed_by_us=self._killed,
-            timed_out=self._timed_out,
+            # The supervisor's backstop ended it: a timeout, though this process (stopped,
+            # or too busy) saw its own timer fire only after the sandbox's end.
+            killed_by_us=self._killed or end.deadline_passed,
+            timed_out=self._timed_out or end.deadline_passed,
             output_capped=self._output.capped,
             stdout=bytes(self._output.captured["stdout"]),
             stderr=bytes(self._output.captured["stderr"]),
-            usage=Usage(end.cpu_seconds, end.max_rss_kib),
+            # A warm Python slot's interpreter is killed once it reported the end: its own
+            # CPU time came with the report (the larger figure; never both counted).
+            usage=Usage(max(end.cpu_seconds, self._reported_cpu), end.max_rss_kib),
             duration_ms=(time.monotonic() - self._started) * 1000,
         )
 

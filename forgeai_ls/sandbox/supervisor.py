@@ -31,7 +31,8 @@ Protocol (SOCK_SEQPACKET, one JSON object per message, descriptors with SCM_RIGH
   received so far, in order), later ``{"op": "deadline", "seconds"}`` and ``{"op": "kill"}``;
   or ``{"op": "container", "engine": URL, "id": ID}`` and later ``{"op": "release"}``;
 - from the supervisor: ``{"pid": N}`` or ``{"error": TEXT}`` after a spawn, and once the sandbox
-  is gone ``{"status": WAITSTATUS, "cpu": SECONDS, "maxrss": KIB}``.
+  is gone ``{"status": WAITSTATUS, "cpu": SECONDS, "maxrss": KIB, "deadline": BOOL}``
+  (``deadline``: the supervisor killed it at its wall-clock backstop).
 
 This file is run as a script with ``-I -S`` (no site-packages, no user environment): standard
 library only, nothing from ForgeAI, and cheap to start.
@@ -150,6 +151,7 @@ class Sandbox:
         self.cpu = 0.0
         self.maxrss = 0
         self.deadline: float | None = None
+        self.deadline_passed = False
         self.cleanup: list[list[str]] = []
         self.client_gone = False
         self.reported = False
@@ -416,7 +418,13 @@ class Supervisor:
         if sandbox.status is None or sandbox.inner:
             return
         self._send(
-            sandbox, {"status": sandbox.status, "cpu": sandbox.cpu, "maxrss": sandbox.maxrss}
+            sandbox,
+            {
+                "status": sandbox.status,
+                "cpu": sandbox.cpu,
+                "maxrss": sandbox.maxrss,
+                "deadline": sandbox.deadline_passed,
+            },
         )
         sandbox.reported = True
         if sandbox.client_gone:
@@ -430,6 +438,7 @@ class Supervisor:
                 continue
             if sandbox.deadline <= now:
                 sandbox.deadline = None
+                sandbox.deadline_passed = sandbox.running
                 self._kill(sandbox)
             else:
                 left = sandbox.deadline - now

@@ -33,6 +33,8 @@ class SandboxEnd:
     status: int
     cpu_seconds: float
     max_rss_kib: int
+    deadline_passed: bool = False
+    """The supervisor killed it at its wall-clock backstop (ForgeAI could not, in time)."""
 
 
 class SupervisorGone(Exception):
@@ -93,6 +95,7 @@ class SandboxChannel:
             status=int(message.get("status", 9)),
             cpu_seconds=float(message.get("cpu", 0.0)),
             max_rss_kib=int(message.get("maxrss", 0)),
+            deadline_passed=message.get("deadline") is True,
         )
         return self.end
 

@@ -13,11 +13,14 @@ the program's files (``launcher.files_preamble``) and then the program's stdin t
 
 The python and node stubs announce that they are ready by writing one byte to a control pipe
 whose descriptor number is their first argument. The python stub also reports the program's
-end there (``e<status>``), once the program has finished, its threads were joined, its
-``atexit`` functions ran and its output was flushed, exactly as the interpreter would on its
-way out: the run ends then, without waiting for the interpreter's teardown (which costs more
-than running ``print(1)``). A program could write to that pipe itself, which only mislabels its
-own result. Each slot serves exactly one program: nothing carries from one run to the next.
+end there (``e<status> <CPU seconds>``), once the program has finished, its threads were
+joined, its ``atexit`` functions ran and its output was flushed, exactly as the interpreter
+would on its way out: the run ends then, without waiting for the interpreter's teardown (which
+costs more than running ``print(1)``). The interpreter is then killed, not waited for, so its
+CPU time (with the children it waited for) comes with the report: on cgroup v1 nothing else
+counts it (v2 reads the run's ``cpu.stat``). A program could write to that pipe itself,
+which only mislabels its own result. Each slot serves exactly one program: nothing carries
+from one run to the next.
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ def _forgeai_warm_slot():
             stream.flush()
         except Exception:
             status = status or 120
-    os.write(control, b"e%d\n" % status)
+    times = os.times()  # this interpreter and every child it waited for
+    used = times.user + times.system + times.children_user + times.children_system
+    os.write(control, b"e%d %.6f\n" % (status, used))
     os._exit(status)
 _forgeai_warm_slot()
 """

@@ -8,6 +8,7 @@ open to it). Every process ForgeAI had started must be gone a few seconds later.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,10 @@ from typing import Any
 import psutil
 import pytest
 
+from forgeai_ls.sandbox import LimitKind
+from forgeai_ls.sandbox.events import ExecutionFinished, OutputChunk
+from forgeai_ls.sandbox.step_process import BACKSTOP_GRACE_SECONDS as BACKSTOP_GRACE
+from tests.conftest import executor_for
 from tests.support import disarm
 from tests.support.raw_lsp import RawLspServer
 
@@ -131,6 +136,24 @@ def test_a_hung_forgeai_still_ends_the_run_at_the_wall_clock(tmp_path: Path) -> 
     finally:
         proc.send_signal(signal.SIGCONT)
     assert proc.wait(timeout=20) == 124  # ForgeAI, resumed, reports the timeout
+
+
+async def test_a_forgeai_too_busy_to_end_its_run_still_reports_the_timeout() -> None:
+    """ForgeAI's event loop blocked past the run's wall clock: the supervisor's backstop ends
+    the run, and the result says it timed out (not "killed by a signal"), whichever of the
+    sandbox's end and ForgeAI's own timer it sees first once it runs again."""
+    executor = executor_for("python")
+    limits = executor.run_limits().with_overrides(wall_timeout=1)
+    result = None
+    async with contextlib.aclosing(executor.stream(SLEEPER, limits=limits)) as events:
+        async for event in events:
+            if isinstance(event, OutputChunk) and b"up" in event.data:
+                time.sleep(1 + BACKSTOP_GRACE + 2)  # blocks the loop: nothing of ForgeAI runs
+            elif isinstance(event, ExecutionFinished):
+                result = event.result
+    assert result is not None
+    assert result.timed_out and result.limit is LimitKind.TIMEOUT, result
+    assert result.exit_code is None
 
 
 @pytest.fixture
