@@ -126,6 +126,12 @@ class ImageBuildError(ForgeAIError):
     CODE = "FORGEAI-E123"
 
 
+class ProjectEnvironmentError(ForgeAIError):
+    """The project environment named for a run (``--env``, a setting) cannot be used."""
+
+    CODE = "FORGEAI-E130"
+
+
 class PluginError(ForgeAIError):
     """A plugin was refused or failed; the message names the plugin and the failed check."""
 

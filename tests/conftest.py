@@ -16,13 +16,17 @@ import pytest
 from forgeai_ls.errors import ToolchainNotFoundError
 from forgeai_ls.plugins.executor import LanguageExecutor
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
-from forgeai_ls.sandbox import ExecutionResult, NativeBackend
+from forgeai_ls.project_env import ProjectEnvironment
+from forgeai_ls.sandbox import ExecutionResult, NativeBackend, final_result
 from forgeai_ls.sandbox.warm_pool import PoolSettings
 
 # `forgeai run` in tests runs in-process unless a test starts the daemon itself
 # (tests/cli/test_run_command.py runs everything both ways; tests/cli/test_daemon.py): a
 # daemon per test environment would outlive the test.
 os.environ.setdefault("FORGEAI_DAEMON", "0")
+# Runs use $VIRTUAL_ENV as their project environment: an activated venv of whoever runs the
+# tests must not change what the tests' programs see.
+os.environ.pop("VIRTUAL_ENV", None)
 
 POOLS = os.environ.get("FORGEAI_TEST_POOLS") == "1"
 _BACKEND = NativeBackend(pools=PoolSettings(size=1) if POOLS else None)
@@ -44,17 +48,27 @@ def executor_for(language: str) -> LanguageExecutor:
 
 
 async def run_code(
-    language: str, code: str, *, stdin: bytes | None = None, **limit_overrides: object
+    language: str,
+    code: str,
+    *,
+    stdin: bytes | None = None,
+    environment: ProjectEnvironment | None = None,
+    **limit_overrides: object,
 ) -> ExecutionResult:
-    """Run ``code``; skip the test when the language's toolchain is not installed."""
+    """Run ``code`` (in ``environment``, a project's); skip the test when the language's
+    toolchain is not installed."""
     executor = executor_for(language)
     limits = executor.run_limits().with_overrides(**limit_overrides) if limit_overrides else None
     try:
         if POOLS:
-            request = executor.build_request(code, limits=limits, stdin=stdin)
+            request = executor.build_request(
+                code, limits=limits, stdin=stdin, environment=environment
+            )
             if request.warm is not None:
                 _BACKEND.prewarm(request)
                 assert await _BACKEND.wait_warm(request) == 1, "no warm slot became ready"
-        return await executor.execute(language, code, limits=limits, stdin=stdin)
+        return await final_result(
+            executor.stream(code, limits=limits, stdin=stdin, environment=environment)
+        )
     except ToolchainNotFoundError as exc:
         pytest.skip(f"{language} toolchain not installed for this user: {exc.message}")

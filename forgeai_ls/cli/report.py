@@ -7,6 +7,7 @@ import signal as signals
 import sys
 from typing import Any
 
+from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, ResourceLimits
 
 EXIT_TIMEOUT = 124
@@ -57,6 +58,7 @@ def result_json(
     language: str,
     plugin: str,
     backend: str,
+    environment: ProjectEnvironment | None = None,
 ) -> dict[str, Any]:
     def text(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
@@ -66,6 +68,7 @@ def result_json(
         "language": language,
         "plugin": plugin,
         "backend": backend,
+        "environment": environment.model_dump(mode="json") if environment else None,
         "exit_code": result.exit_code,
         "signal": result.signal,
         "stdout": text(result.stdout),

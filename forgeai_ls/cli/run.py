@@ -32,6 +32,11 @@ class RunOptions:
     compile_cache: bool = True
     raw_output: bool = False
     docker_host: str | None = None
+    env: str | None = None
+    """``--env``: the project environment to use (a virtualenv, its interpreter...)."""
+    project_env: bool = True
+    cwd: Path | None = None
+    """The client's working directory (``relative_to``); None: this process's."""
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -39,7 +44,8 @@ class RunOptions:
         if stdin is not None and stdin != "-":
             stdin = str(directory / stdin)
         file = directory / self.file if self.file is not None else None
-        return dataclasses.replace(self, file=file, stdin=stdin)
+        env = str(directory / Path(self.env).expanduser()) if self.env is not None else None
+        return dataclasses.replace(self, file=file, stdin=stdin, env=env, cwd=directory)
 
 
 Runner = Callable[[RunOptions], int]
@@ -92,6 +98,23 @@ def run(
             help="Engine for --backend docker (default: $DOCKER_HOST, else the local socket).",
         ),
     ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Project environment: a virtualenv folder or its interpreter (Python), a "
+            "node_modules folder (JavaScript). Default: $VIRTUAL_ENV, else the nearest .venv, "
+            "venv or node_modules from the file's folder up.",
+            show_default=False,
+        ),
+    ] = None,
+    project_env: Annotated[
+        bool,
+        typer.Option(
+            "--project-env/--no-project-env",
+            help="Use the project's environment (see --env).",
+        ),
+    ] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object, no streaming.")
     ] = False,
@@ -129,6 +152,8 @@ def run(
         compile_cache=compile_cache,
         raw_output=raw_output,
         docker_host=docker_host,
+        env=env,
+        project_env=project_env,
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

@@ -16,12 +16,13 @@ from forgeai_ls.cli.run import RunOptions
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.cli.terminal import Terminal
 from forgeai_ls.cli.terminal_filter import TerminalFilter
-from forgeai_ls.errors import StdinSourceError, UsageError
+from forgeai_ls.errors import ProjectEnvironmentError, StdinSourceError, UsageError
 from forgeai_ls.notices import first_time
 from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.executor import StdinInput
 from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.plugins.source import check_source_text, read_source_file, sibling_sources
+from forgeai_ls.project_env import EnvironmentChoice, ProjectEnvironment, project_environment
 from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
 
 MIB = 1024 * 1024
@@ -41,6 +42,8 @@ class SelectedRun:
     extra_files: dict[str, bytes]
     """The program file's siblings (``sibling_sources``), as the language server sends."""
     limits: ResourceLimits
+    environment: ProjectEnvironment | None = None
+    """The project environment the run uses (``project_env``)."""
 
 
 def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
@@ -74,7 +77,28 @@ def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
             network=options.network or None,
         )
     )
-    return SelectedRun(executor, language, code, file_name, extra_files, limits)
+    environment = _environment(options, executor, language)
+    return SelectedRun(executor, language, code, file_name, extra_files, limits, environment)
+
+
+def _environment(
+    options: RunOptions, executor: PluginExecutor, language: str
+) -> ProjectEnvironment | None:
+    """The project environment of ``options`` (a code plugin decides its own runs)."""
+    if options.env is not None and not options.project_env:
+        raise UsageError("give either --env PATH or --no-project-env, not both")
+    if executor.code_executor is not None:
+        return None
+    if options.backend != "native":
+        if options.env is not None:
+            raise ProjectEnvironmentError(
+                f"--env {options.env}: project environments apply to the native backend",
+                hint="drop --env, or run with --backend native",
+            )
+        return None
+    start = options.file.parent if options.file is not None else options.cwd or Path.cwd()
+    choice = EnvironmentChoice(start=start, explicit=options.env, enabled=options.project_env)
+    return project_environment(executor.language(language).spec.run[0], choice)
 
 
 def stdin_input(option: str | None, terminal: Terminal) -> StdinInput:
@@ -124,6 +148,7 @@ async def stream_run(
         limits=run.limits,
         stdin=stdin,
         extra_files=run.extra_files,
+        environment=run.environment,
     )
     filters = (
         {}
@@ -174,6 +199,7 @@ async def _finish(
             language=run.language,
             plugin=run.executor.name,
             backend=run.executor.backend.name,
+            environment=run.environment,
         )
         await write(terminal.stdout_fd, terminal.json_line(document))
     else:

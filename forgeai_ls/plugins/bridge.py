@@ -14,6 +14,7 @@ from typing import Any
 from forgeai_ls.errors import UnknownLanguageError
 from forgeai_ls.plugins.executor import LanguageExecutor, SandboxBackend, StdinInput
 from forgeai_ls.plugins.loader import VerifiedPlugin
+from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionEvent, ExecutionFinished, ExecutionResult, ResourceLimits
 
 
@@ -59,7 +60,10 @@ class PluginExecutor:
         limits: ResourceLimits | None = None,
         stdin: StdinInput = None,
         extra_files: Mapping[str, bytes] | None = None,
+        environment: ProjectEnvironment | None = None,
     ) -> AsyncIterator[ExecutionEvent]:
+        """A run's events. A code plugin gets neither ``extra_files`` nor ``environment``
+        (its own ``stream`` decides what to run)."""
         custom = getattr(self.code_executor, "stream", None)
         if callable(custom):
             events: AsyncIterator[ExecutionEvent] = custom(
@@ -69,7 +73,12 @@ class PluginExecutor:
         if self.code_executor is not None:
             return self._result_only(language, code, limits, stdin)
         return self.language(language).stream(
-            code, file_name=file_name, limits=limits, stdin=stdin, extra_files=extra_files
+            code,
+            file_name=file_name,
+            limits=limits,
+            stdin=stdin,
+            extra_files=extra_files,
+            environment=environment,
         )
 
     async def _result_only(

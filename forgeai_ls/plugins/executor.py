@@ -8,6 +8,7 @@ from typing import Protocol
 
 from forgeai_ls.plugins.language import LanguageSpec
 from forgeai_ls.plugins.source import read_source_file
+from forgeai_ls.project_env import PYTHON_COMMANDS, ProjectEnvironment
 from forgeai_ls.sandbox import (
     BUILD_DIR,
     DEFAULT_COMPILE_LIMITS,
@@ -75,7 +76,10 @@ class LanguageExecutor:
         limits: ResourceLimits | None = None,
         stdin: bytes | None = None,
         extra_files: Mapping[str, bytes] | None = None,
+        environment: ProjectEnvironment | None = None,
     ) -> SandboxRequest:
+        """The sandbox request for ``code``; ``environment`` (see ``project_env``) is mounted
+        and, for Python, its interpreter runs the program."""
         run_limits = self.run_limits(limits)
         compile_limits = self.spec.compile_limits.apply(DEFAULT_COMPILE_LIMITS)
         source_name = self.spec.source_name_for(code, file_name)
@@ -92,7 +96,14 @@ class LanguageExecutor:
                 "memory_bytes": str(limits.memory_bytes),
                 "memory_mb": str(limits.memory_bytes // MIB),
             }
-            return StepSpec(argv=_substitute(template, sized), limits=limits, env=self.spec.env)
+            argv = _substitute(template, sized)
+            env = dict(self.spec.env)
+            if environment is not None and environment.interpreter is not None:
+                if argv[0] in PYTHON_COMMANDS:
+                    argv = (environment.interpreter, *argv[1:])
+                if environment.kind == "python-venv":
+                    env["VIRTUAL_ENV"] = environment.path
+            return StepSpec(argv=argv, limits=limits, env=env)
 
         return SandboxRequest(
             files={**(extra_files or {}), source_name: code.encode()},
@@ -102,6 +113,7 @@ class LanguageExecutor:
             seccomp_profile=self.seccomp_profile,
             image=self.image,
             warm=self.spec.warm_start(),
+            mounts=environment.mounts if environment is not None else (),
         )
 
     def stream(
@@ -112,10 +124,12 @@ class LanguageExecutor:
         limits: ResourceLimits | None = None,
         stdin: StdinInput = None,
         extra_files: Mapping[str, bytes] | None = None,
+        environment: ProjectEnvironment | None = None,
     ) -> AsyncIterator[ExecutionEvent]:
         """Events of one execution: output as produced, the result last.
 
-        ``extra_files`` are placed beside the source (a project's sibling modules).
+        ``extra_files`` are placed beside the source (a project's sibling modules);
+        ``environment`` is the project's (``project_environment``).
         """
         interactive = None if stdin is None or isinstance(stdin, bytes) else stdin
         request = self.build_request(
@@ -124,6 +138,7 @@ class LanguageExecutor:
             limits=limits,
             stdin=stdin if isinstance(stdin, bytes) else None,
             extra_files=extra_files,
+            environment=environment,
         )
         return self.backend.stream(request, stdin_stream=interactive)
 

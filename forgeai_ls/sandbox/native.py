@@ -36,7 +36,14 @@ from forgeai_ls.sandbox.host import NativeHost, detect_native_host
 from forgeai_ls.sandbox.launcher import files_preamble
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
 from forgeai_ls.sandbox.limits import ResourceLimits
-from forgeai_ls.sandbox.request import BUILD_DIR, WORK_DIR, SandboxRequest, StepSpec, WarmStart
+from forgeai_ls.sandbox.request import (
+    BUILD_DIR,
+    WORK_DIR,
+    HostMount,
+    SandboxRequest,
+    StepSpec,
+    WarmStart,
+)
 from forgeai_ls.sandbox.result import ExecutionResult, StepName, StepResult
 from forgeai_ls.sandbox.seccomp import seccomp_fd, seccomp_program
 from forgeai_ls.sandbox.step_process import StepOutcome, StepProcess
@@ -140,7 +147,8 @@ class NativeBackend:
         def run_step(spec: StepSpec, step: StepName, stdin: StdinSource) -> StepEvents:
             if step is StepName.COMPILE:
                 build = workspace.make_build_dir()
-                if self.compile_cache is not None:
+                # A project environment's files can change under the same key: not cached.
+                if self.compile_cache is not None and not request.mounts:
                     return self._cached_compile(host, workspace, request, spec, build)
                 build_dir: str | None = str(build)
             else:
@@ -220,6 +228,7 @@ class NativeBackend:
                 "warm": warm.model_dump(),
                 "run": request.run.model_dump(mode="json"),
                 "seccomp": request.seccomp_profile,
+                "mounts": [mount.model_dump() for mount in request.mounts],
             },
             sort_keys=True,
         )
@@ -287,11 +296,15 @@ class NativeBackend:
 
     # -- one step -------------------------------------------------------------------------
 
-    def _resolve_argv(self, argv: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    def _resolve_argv(
+        self, argv: tuple[str, ...], mounts: tuple[HostMount, ...]
+    ) -> tuple[list[str], list[str]]:
         """argv with argv[0] resolved on the host, and the toolchain roots to mount."""
         name = argv[0]
         if name.startswith((f"{WORK_DIR}/", f"{BUILD_DIR}/")):  # built or placed in the sandbox
             return list(argv), []
+        if any(name.startswith(f"{mount.target}/") for mount in mounts):
+            return list(argv), []  # a project environment's interpreter, run as it is named
         resolved = self._resolver.resolve(name)
         roots = [resolved.toolchain_root] if resolved.toolchain_root else []
         return [resolved.executable, *argv[1:]], roots
@@ -311,12 +324,15 @@ class NativeBackend:
         """Start the step's sandbox. With ``warm`` (how, and the write end of the ready pipe,
         handed over to the sandbox), the slot's starter runs instead of the program."""
         limits = spec.limits
-        argv, roots = self._resolve_argv(spec.argv)
+        argv, roots = self._resolve_argv(spec.argv, request.mounts)
         staged = host.is_root and host.stage_dir is not None
+        wanted = [Mount(root, root) for root in roots]
+        wanted += [Mount(mount.source, mount.target) for mount in request.mounts]
         mounts = [
-            Mount(f"{host.stage_dir}/{i}" if staged else root, root) for i, root in enumerate(roots)
+            Mount(f"{host.stage_dir}/{i}", mount.target) if staged else mount
+            for i, mount in enumerate(wanted)
         ]
-        toolchain_bins = [os.path.dirname(argv[0])] if roots else []
+        toolchain_bins = [os.path.dirname(argv[0])] if roots or request.mounts else []
         path = ":".join(dict.fromkeys([*toolchain_bins, *BASE_PATH.split(":")]))
         env = {"PATH": path, **BASE_ENV, **spec.env}
         extra_fds: list[int] = []
@@ -358,7 +374,7 @@ class NativeBackend:
                     limits, own_uid=workspace.uid is None, cgroup=cgroup is not None
                 ),
                 stage_dir=str(host.stage_dir) if staged else None,
-                stage_sources=roots,
+                stage_sources=[mount.source for mount in wanted],
                 uid=workspace.uid,
             )
             cleanup = [("rmtree", str(workspace.path))]

@@ -28,6 +28,25 @@ class StepSpec(BaseModel):
     """Variables on top of the sandbox's minimal environment (PATH, HOME, LANG, TMPDIR)."""
 
 
+class HostMount(BaseModel):
+    """A file or folder of this machine, bound read-only into the sandbox."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    """Absolute path on this machine (links resolved)."""
+    target: str
+    """Absolute path inside the sandbox."""
+
+    @field_validator("source", "target")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        parts = PurePosixPath(path).parts
+        if not PurePosixPath(path).is_absolute() or ".." in parts or len(parts) < 2:
+            raise ValueError(f"mount path {path!r} must be absolute, below /, without '..'")
+        return path
+
+
 class WarmStart(BaseModel):
     """How the run step can be served by a sandbox started ahead of time (a warm slot)."""
 
@@ -60,6 +79,10 @@ class SandboxRequest(BaseModel):
     image: str | None = None
     """The container image the docker backend runs the steps in (the native backend, which
     uses the host's toolchains, ignores it)."""
+    mounts: tuple[HostMount, ...] = ()
+    """Host paths bound read-only into every step (a project's environment, see
+    ``forgeai_ls.project_env``); the native backend binds them after the work dir, so one may
+    land inside it (``/work/node_modules``)."""
     warm: WarmStart | None = None
     """Set when the language can run in a warm slot; a backend with pools uses one when ready
     (the result is the same either way)."""

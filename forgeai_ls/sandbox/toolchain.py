@@ -142,7 +142,7 @@ def holds_other_data(root: Path) -> bool:
     return any(os.path.lexists(root / marker) for marker in _USER_DATA_MARKERS)
 
 
-def _toolchain_root(executable: str) -> str | None:
+def toolchain_root(executable: str) -> str | None:
     """What to mount for ``executable``: nothing (a system tool), its installation prefix
     (``<prefix>/bin/<tool>`` — a pyenv version, a rustup toolchain, ``/opt/<tool>``), or, when
     that prefix also holds other data (``~/.local/bin/<tool>``), the executable alone."""
@@ -184,4 +184,4 @@ class ToolchainResolver:
                 hint=f"install {name} (e.g. with your system's package manager) or add it to PATH",
             )
         real = os.path.realpath(_through_version_manager(found, name, self._env))
-        return ResolvedCommand(name=name, executable=real, toolchain_root=_toolchain_root(real))
+        return ResolvedCommand(name=name, executable=real, toolchain_root=toolchain_root(real))

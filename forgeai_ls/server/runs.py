@@ -22,6 +22,7 @@ from lsprotocol import types
 
 from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.diagnostics import extract_diagnostics
+from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionFinished, ExecutionResult, OutputChunk, ResourceLimits
 from forgeai_ls.server.convert import limit_diagnostic, run_summary, to_lsp_diagnostic
 from forgeai_ls.server.placement import Placement
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STARTED_NOTIFICATION = "forgeai/runStarted"
 OUTPUT_NOTIFICATION = "forgeai/output"
 FINISHED_NOTIFICATION = "forgeai/runFinished"
 _FLUSH_SECONDS = 0.02
@@ -49,6 +51,7 @@ class RunTarget:
     limits: ResourceLimits
     placement: Placement
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    environment: ProjectEnvironment | None = None
 
 
 @dataclass
@@ -146,6 +149,15 @@ class RunRegistry:
         self._runs[run.run_id] = run
         self.server.diagnostics.clear(target.uri)
         batcher = _OutputBatcher(self.server, run.run_id, target.uri)
+        environment = (
+            target.environment.model_dump(mode="json", by_alias=True)
+            if target.environment is not None
+            else None
+        )
+        self.server.protocol.notify(
+            STARTED_NOTIFICATION,
+            {"runId": run.run_id, "uri": target.uri, "environment": environment},
+        )
         started = time.monotonic()
         await self._begin_progress(run, target)
         run.task = asyncio.ensure_future(self._consume(target, batcher))
@@ -163,6 +175,7 @@ class RunRegistry:
                 "truncated": False,
                 "durationMs": round((time.monotonic() - started) * 1000, 3),
                 "cancelled": True,
+                "environment": environment,
             }
             self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
             self._end_progress(run, "cancelled")
@@ -174,7 +187,11 @@ class RunRegistry:
             self._runs.pop(run.run_id, None)
         batcher.flush(final=True)
         self._publish_diagnostics(target, result)
-        summary = {**run_summary(run.run_id, target.uri, result), "cancelled": False}
+        summary = {
+            **run_summary(run.run_id, target.uri, result),
+            "cancelled": False,
+            "environment": environment,
+        }
         self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
         self._end_progress(run, f"exit {result.exit_code if result.exit_code is not None else '-'}")
         return {
@@ -191,6 +208,7 @@ class RunRegistry:
             file_name=target.file_name,
             limits=target.limits,
             extra_files=target.extra_files,
+            environment=target.environment,
         )
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for event in events:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
+from pygls import uris
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
@@ -35,6 +37,7 @@ from forgeai_ls.server.rpc import SOURCE, rpc_error
 if TYPE_CHECKING:  # loaded in the background after start (docker-py: only when chosen)
     from forgeai_ls.plugins.bridge import PluginExecutor
     from forgeai_ls.plugins.manager import BlockedPlugin, PluginManager
+    from forgeai_ls.project_env import ProjectEnvironment
     from forgeai_ls.sandbox import NativeBackend, ResourceLimits
     from forgeai_ls.sandbox.docker_backend import DockerBackend
     from forgeai_ls.server.runs import RunRegistry
@@ -364,6 +367,49 @@ class ForgeAIServer(LanguageServer):
             return self.manager.get_executor(language)
         except ForgeAIError as error:
             raise rpc_error(error) from None
+
+    def environment_for(
+        self, uri: str, executor: PluginExecutor, language: str
+    ) -> ProjectEnvironment | None:
+        """The project environment a run of ``uri`` uses (settings ``forgeai.environment``;
+        the search starts at the file's folder and stays inside its workspace folder)."""
+        from forgeai_ls.project_env import EnvironmentChoice, project_environment
+
+        if executor.code_executor is not None or self.settings.backend != "native":
+            return None  # the docker backend runs the image's interpreter (environments.md)
+        path = uris.to_fs_path(uri) if uri.startswith("file:") else None
+        start = Path(path).parent if path else None
+        folder = self._workspace_folder_of(Path(path)) if path else None
+        settings = self.settings.environment
+        command = executor.language(language).spec.run[0]
+        explicit, explicit_by = settings.python, "forgeai.environment.python"
+        if os.path.basename(command) == "node":
+            explicit, explicit_by = settings.node_modules, "forgeai.environment.nodeModules"
+        if explicit is not None and not os.path.isabs(os.path.expanduser(explicit)):
+            explicit = str((folder or Path.cwd()) / explicit)
+        choice = EnvironmentChoice(
+            start=start,
+            explicit=explicit,
+            explicit_by=explicit_by,
+            editor_interpreter=settings.python_from_editor,
+            enabled=settings.enabled,
+            stop_at=folder,
+        )
+        try:
+            return project_environment(command, choice)
+        except ForgeAIError as error:
+            raise rpc_error(error) from None
+
+    def _workspace_folder_of(self, path: Path) -> Path | None:
+        """The innermost workspace folder holding ``path`` (else the root path, if it does)."""
+        candidates = [uris.to_fs_path(folder.uri) for folder in self.workspace.folders.values()]
+        candidates.append(self.workspace.root_path)
+        holding = [
+            Path(folder)
+            for folder in candidates
+            if folder and (Path(folder) == path or Path(folder) in path.parents)
+        ]
+        return max(holding, key=lambda folder: len(folder.parts), default=None)
 
     def run_limits(self, executor: PluginExecutor, language: str) -> ResourceLimits:
         limits = self.settings.limits

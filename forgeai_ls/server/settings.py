@@ -60,6 +60,23 @@ class PoolSettingsModel(BaseModel):
         )
 
 
+class EnvironmentSettings(BaseModel):
+    """Which project environment runs use (see docs/environments.md)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    enabled: bool = True
+    """Use the project's environment (a virtualenv, node_modules) at all."""
+    python: str | None = None
+    """A virtualenv folder or its interpreter, relative to the workspace folder; overrides
+    the search."""
+    node_modules: str | None = Field(None, alias="nodeModules")
+    """A node_modules folder (or the folder holding it), relative to the workspace folder."""
+    python_from_editor: str | None = Field(None, alias="pythonFromEditor")
+    """The interpreter the editor selected (sent by the VS Code extension from the Python
+    extension); used when it belongs to an environment."""
+
+
 class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -74,6 +91,7 @@ class ServerSettings(BaseModel):
     limits: LimitSettings = LimitSettings()
     plugin_dirs: list[str] = Field(default_factory=list, alias="pluginDirs")
     trust: TrustSettings = TrustSettings()
+    environment: EnvironmentSettings = EnvironmentSettings()
     replace_previous_run: bool = Field(True, alias="replacePreviousRun")
     """A new run of a document stops the one still running for it."""
 

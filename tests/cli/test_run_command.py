@@ -413,3 +413,88 @@ def test_on_a_terminal_only_text_colours_and_movement_get_through() -> None:
         check=False,
     )
     assert piped.stdout.startswith(b"\x1b]52;c;cm0gLXJmIH4K\x07\x1b]0;owned\x07\x1b[21t")
+
+
+def _venv_with_module(project: Path, module: str, text: str) -> Path:
+    venv = project / ".venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    (next(venv.glob("lib/python3*/site-packages")) / f"{module}.py").write_text(text)
+    return venv
+
+
+def test_a_file_runs_in_its_projects_venv(tmp_path: Path) -> None:
+    """A package installed in the project's .venv imports; the JSON result names the venv;
+    --no-project-env runs without it; --env names one explicitly (folder or interpreter)."""
+    venv = _venv_with_module(tmp_path, "projdep", "VALUE = 'from the venv'\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(
+        "import sys, projdep\nprint(projdep.VALUE, sys.prefix == sys.base_prefix)\n"
+    )
+    done = forgeai("run", "app/main.py", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["stdout"] == "from the venv False\n"
+    environment = document["environment"]
+    assert (environment["kind"], environment["path"], environment["found_by"]) == (
+        "python-venv",
+        str(venv),
+        "nearest .venv",
+    )
+    assert {"source": str(venv), "target": str(venv)} in environment["mounts"]
+
+    done = forgeai("run", "--no-project-env", "app/main.py", cwd=tmp_path)
+    assert done.returncode == 1 and b"No module named 'projdep'" in done.stderr
+
+    code = "import projdep; print(projdep.VALUE)"
+    for named in (str(venv), str(venv / "bin" / "python")):
+        done = forgeai("run", "--env", named, "-l", "python", "-c", code)
+        assert (done.returncode, done.stdout) == (0, b"from the venv\n"), done.stderr
+
+
+def test_the_venv_is_read_only_in_the_sandbox(tmp_path: Path) -> None:
+    venv = _venv_with_module(tmp_path, "projdep", "VALUE = 1\n")
+    (tmp_path / "main.py").write_text(
+        "import projdep, pathlib\n"
+        "try:\n"
+        "    pathlib.Path(projdep.__file__).write_text('tampered')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    done = forgeai("run", "main.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in (b"OSError", b"PermissionError")
+    assert (next(venv.glob("lib/python3*/site-packages")) / "projdep.py").read_text() == (
+        "VALUE = 1\n"
+    )
+
+
+def test_a_javascript_file_sees_the_nearest_node_modules(tmp_path: Path) -> None:
+    package = tmp_path / "node_modules" / "shout"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "shout", "main": "index.js"}')
+    (package / "index.js").write_text("module.exports = (s) => s.toUpperCase() + '!';\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.js").write_text("console.log(require('shout')('hi'));\n")
+    done = forgeai("run", "src/main.js", cwd=tmp_path)
+    if b"FORGEAI-E112" in done.stderr:
+        pytest.skip("node is not installed")
+    assert (done.returncode, done.stdout) == (0, b"HI!\n"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--env", "/nonexistent/venv"], b"FORGEAI-E130: --env /nonexistent/venv: no such file"),
+        (["--env", "/etc"], b"not a Python environment"),
+        (["--env", "/tmp", "--no-project-env"], b"FORGEAI-E101"),
+        (["--env", "/tmp", "--backend", "docker"], b"apply to the native backend"),
+    ],
+    ids=["missing", "not-a-venv", "both-options", "docker"],
+)
+def test_an_unusable_env_option_is_one_clear_line(args: list[str], fragment: bytes) -> None:
+    done = forgeai("run", *args, "-l", "python", "-c", "print(1)")
+    assert done.returncode == 125 and done.stdout == b""
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and fragment in done.stderr, lines

@@ -21,24 +21,48 @@ class ForgeAIClient:
         self.client = client
         self.output: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.finished: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, dict[str, Any]] = {}
+        self.events: list[tuple[str, str]] = []
+        """(notification, runId) in the order they arrived."""
         self.position_encoding: str | None = None
         """The encoding the server chose at initialize (None: UTF-16, the default)."""
+
+        @client.feature("forgeai/runStarted")
+        def on_started(_client: LanguageClient, params: Any) -> None:
+            data = _plain(params)
+            self.started[data["runId"]] = data
+            self.events.append(("runStarted", data["runId"]))
 
         @client.feature("forgeai/output")
         def on_output(_client: LanguageClient, params: Any) -> None:
             data = _plain(params)
             self.output[data["runId"]].append(data)
+            self.events.append(("output", data["runId"]))
 
         @client.feature("forgeai/runFinished")
         def on_finished(_client: LanguageClient, params: Any) -> None:
             data = _plain(params)
             self.finished[data["runId"]] = data
+            self.events.append(("runFinished", data["runId"]))
 
 
 def _plain(params: Any) -> dict[str, Any]:
-    if isinstance(params, dict):
-        return params
-    return {key: getattr(params, key) for key in dir(params) if not key.startswith("_")}
+    plain = _plain_value(params)
+    assert isinstance(plain, dict), params
+    return plain
+
+
+def _plain_value(value: Any) -> Any:
+    """pygls hands unknown notifications' params over as named tuples: back to plain data."""
+    if isinstance(value, dict):
+        return {key: _plain_value(item) for key, item in value.items()}
+    if hasattr(value, "_fields"):
+        return {key: _plain_value(getattr(value, key)) for key in value._fields}
+    if isinstance(value, list | tuple):
+        return [_plain_value(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return {key: _plain_value(getattr(value, key)) for key in dir(value) if not key.startswith("_")}
 
 
 @pytest_lsp.fixture(

@@ -10,10 +10,32 @@ export interface RunSummary {
   truncated: boolean;
   durationMs: number;
   cancelled?: boolean;
+  environment?: RunEnvironment | null;
+}
+
+/** The project environment a run used (the server's `environment` object). */
+export interface RunEnvironment {
+  kind: 'python-venv' | 'python-prefix' | 'node-modules';
+  path: string;
+  foundBy: string;
+  interpreter?: string | null;
+  version?: string | null;
+  notMounted?: string[];
 }
 
 export function sectionHeader(runId: string, fileLabel: string): string {
   return `── ForgeAI run ${runId}: ${fileLabel} ──`;
+}
+
+/** One line under the header saying which environment ran, e.g.
+ * `environment: /p/.venv (Python 3.11.7; nearest .venv)`. */
+export function environmentLine(environment: RunEnvironment | null | undefined): string | null {
+  if (!environment) return null;
+  const what = environment.kind === 'node-modules'
+    ? 'node_modules'
+    : `Python${environment.version ? ` ${environment.version}` : ''}`;
+  const skipped = environment.notMounted?.length ? `; not mounted: ${environment.notMounted.join(', ')}` : '';
+  return `environment: ${environment.path} (${what}; ${environment.foundBy}${skipped})`;
 }
 
 /** stderr is marked line by line so it stays distinguishable in a plain-text channel. */

@@ -1,9 +1,10 @@
 // The output channel (one section per run) and the status bar item while runs are going.
 import * as vscode from 'vscode';
 
-import { formatChunk, sectionHeader, statusText, summaryLine, type RunSummary } from './format';
+import { environmentLine, formatChunk, sectionHeader, statusText, summaryLine, type RunEnvironment, type RunSummary } from './format';
 
 interface OutputParams { runId: string; uri: string; stream: 'stdout' | 'stderr'; text: string }
+interface StartedParams { runId: string; uri: string; environment?: RunEnvironment | null }
 
 export class RunView implements vscode.Disposable {
   private readonly channel = vscode.window.createOutputChannel('ForgeAI');
@@ -18,10 +19,17 @@ export class RunView implements vscode.Disposable {
     return [...this.running.keys()];
   }
 
-  private begin(runId: string, uri: string): void {
+  /** forgeai/runStarted: the header, and the environment the run uses. */
+  started(params: StartedParams): void {
+    this.begin(params.runId, params.uri, params.environment);
+  }
+
+  private begin(runId: string, uri: string, environment?: RunEnvironment | null): void {
     if (this.running.has(runId)) return;
     this.running.set(runId, { atLineStart: true });
     this.channel.appendLine(sectionHeader(runId, vscode.workspace.asRelativePath(vscode.Uri.parse(uri))));
+    const line = environmentLine(environment);
+    if (line) this.channel.appendLine(line);
     this.channel.show(true);
     this.update();
   }
@@ -34,7 +42,7 @@ export class RunView implements vscode.Disposable {
   }
 
   finished(summary: RunSummary): void {
-    this.begin(summary.runId, summary.uri);
+    this.begin(summary.runId, summary.uri, summary.environment);
     const run = this.running.get(summary.runId)!;
     if (!run.atLineStart) this.channel.appendLine('');
     this.channel.appendLine(summaryLine(summary));

@@ -9,6 +9,26 @@ import type { RunView } from './runView';
 const LANGUAGES = ['python', 'javascript', 'shellscript', 'perl', 'c', 'cpp', 'rust', 'java',
   'typescript', 'ruby', 'go', 'lua', 'php', 'markdown'];
 
+/** The part of the Python extension's API (ms-python.python) that says which interpreter
+ * the user selected. */
+interface PythonExtensionApi {
+  environments: {
+    getActiveEnvironmentPath(resource?: vscode.Uri): { path: string };
+    onDidChangeActiveEnvironmentPath: vscode.Event<unknown>;
+  };
+}
+
+async function pythonExtension(): Promise<PythonExtensionApi | undefined> {
+  const extension = vscode.extensions.getExtension<PythonExtensionApi>('ms-python.python');
+  if (!extension) return undefined;
+  try {
+    const api = extension.isActive ? extension.exports : await extension.activate();
+    return api?.environments ? api : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function currentSettings(): ExtensionSettings {
   const config = vscode.workspace.getConfiguration('forgeai');
   return readSettings(<T>(key: string, fallback: T) => config.get<T>(key, fallback));
@@ -17,6 +37,8 @@ function currentSettings(): ExtensionSettings {
 export class ServerManager implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private settings = currentSettings();
+  private pythonFromEditor: string | null = null;
+  private pythonWatch: vscode.Disposable | undefined;
   readonly log = vscode.window.createOutputChannel('ForgeAI Language Server', { log: true });
 
   constructor(private readonly view: RunView) {}
@@ -32,10 +54,11 @@ export class ServerManager implements vscode.Disposable {
     const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
     const clientOptions: LanguageClientOptions = {
       documentSelector: LANGUAGES.map((language) => ({ language })),
-      initializationOptions: { forgeai: serverSettings(this.settings) },
+      initializationOptions: { forgeai: serverSettings(this.settings, this.pythonFromEditor) },
       outputChannel: this.log,
     };
     this.client = new LanguageClient('forgeai', 'ForgeAI', serverOptions, clientOptions);
+    this.client.onNotification('forgeai/runStarted', (params) => this.view.started(params));
     this.client.onNotification('forgeai/output', (params) => this.view.output(params));
     this.client.onNotification('forgeai/runFinished', (params) => this.view.finished(params));
     try {
@@ -46,7 +69,32 @@ export class ServerManager implements vscode.Disposable {
           'Install ForgeAI (pip install forgeai-ls) or set forgeai.serverPath / forgeai.pythonPath.',
         'Show Logs');
       if (choice === 'Show Logs') this.log.show();
+      return;
     }
+    void this.followPythonSelection();
+  }
+
+  /** Tell the server which interpreter the Python extension selected, now and on change
+   * (never waited for: the Python extension may take a while to activate). */
+  private async followPythonSelection(): Promise<void> {
+    const api = await pythonExtension();
+    if (!api) return;
+    const update = async (): Promise<void> => {
+      const resource = vscode.workspace.workspaceFolders?.[0]?.uri;
+      const selected = api.environments.getActiveEnvironmentPath(resource)?.path || null;
+      if (selected === this.pythonFromEditor) return;
+      this.pythonFromEditor = selected;
+      await this.sendSettings();
+    };
+    this.pythonWatch ??= api.environments.onDidChangeActiveEnvironmentPath(() => void update());
+    await update();
+  }
+
+  private async sendSettings(): Promise<void> {
+    if (!this.client || this.client.state !== State.Running) return;
+    await this.client.sendNotification('workspace/didChangeConfiguration', {
+      settings: { forgeai: serverSettings(this.settings, this.pythonFromEditor) },
+    });
   }
 
   async onConfigurationChanged(): Promise<void> {
@@ -56,9 +104,7 @@ export class ServerManager implements vscode.Disposable {
       return;
     }
     this.settings = next;
-    await this.client?.sendNotification('workspace/didChangeConfiguration', {
-      settings: { forgeai: serverSettings(next) },
-    });
+    await this.sendSettings();
   }
 
   async restart(): Promise<void> {
@@ -81,6 +127,7 @@ export class ServerManager implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.pythonWatch?.dispose();
     void this.stop();
     this.log.dispose();
   }

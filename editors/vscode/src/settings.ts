@@ -13,6 +13,7 @@ export interface ExtensionSettings {
   pluginDirs: string[];
   trust: { minimumLevel: 'official' | 'enterprise' | 'verified' | 'community'; allowUnsigned: boolean };
   replacePreviousRun: boolean;
+  environment: { enabled: boolean; python: string | null; nodeModules: string | null };
 }
 
 /** Reads one setting; the getter is `vscode.WorkspaceConfiguration.get` in the extension. */
@@ -43,11 +44,20 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
       allowUnsigned: get('trust.allowUnsigned', false),
     },
     replacePreviousRun: get('replacePreviousRun', true),
+    environment: {
+      enabled: get('environment.enabled', true),
+      python: get<string | null>('environment.python', null) || null,
+      nodeModules: get<string | null>('environment.nodeModules', null) || null,
+    },
   };
 }
 
 /** The server's settings object (initializationOptions / didChangeConfiguration). */
-export function serverSettings(settings: ExtensionSettings): Record<string, unknown> {
+export function serverSettings(settings: ExtensionSettings, pythonFromEditor?: string | null): Record<string, unknown> {
+  const environment: Record<string, unknown> = { enabled: settings.environment.enabled };
+  if (settings.environment.python) environment.python = settings.environment.python;
+  if (settings.environment.nodeModules) environment.nodeModules = settings.environment.nodeModules;
+  if (pythonFromEditor) environment.pythonFromEditor = pythonFromEditor;
   const limits: Record<string, unknown> = { network: settings.limits.network };
   if (settings.limits.timeout !== null) limits.timeout = settings.limits.timeout;
   if (settings.limits.memoryMb !== null) limits.memoryMb = settings.limits.memoryMb;
@@ -61,6 +71,7 @@ export function serverSettings(settings: ExtensionSettings): Record<string, unkn
     pluginDirs: settings.pluginDirs,
     trust: settings.trust,
     replacePreviousRun: settings.replacePreviousRun,
+    environment,
   };
 }
 

@@ -82,6 +82,7 @@ def register(server: ForgeAIServer) -> None:
                 limits=ls.run_limits(executor, language),
                 placement=Placement(document.lines, document.position_codec),
                 extra_files=_siblings(uri),
+                environment=ls.environment_for(uri, executor, language),
             )
         )
 
@@ -120,6 +121,7 @@ def register(server: ForgeAIServer) -> None:
                 file_name=None,
                 limits=ls.run_limits(executor, language),
                 placement=placement,
+                environment=ls.environment_for(uri, executor, language),
             )
         )
 

@@ -20,6 +20,14 @@ M.config = vim.deepcopy(defaults)
 M.runs = {} -- runId -> uri, while running
 M.client_id = nil
 
+-- forgeai/runStarted: the section opens with the environment the run uses.
+local function on_started(_, params)
+  if not M.runs[params.runId] then
+    M.runs[params.runId] = params.uri
+    output.start_section(params.runId, params.uri, params.environment)
+  end
+end
+
 local function on_output(_, params)
   if not M.runs[params.runId] then
     M.runs[params.runId] = params.uri
@@ -30,7 +38,7 @@ end
 
 local function on_finished(_, params)
   if not M.runs[params.runId] then
-    output.start_section(params.runId, params.uri)
+    output.start_section(params.runId, params.uri, params.environment)
   end
   M.runs[params.runId] = nil
   output.finish(params.runId, params)
@@ -105,7 +113,11 @@ local function attach(bufnr)
     root_dir = vim.fn.getcwd(),
     init_options = { forgeai = M.config.settings },
     settings = { forgeai = M.config.settings },
-    handlers = { ['forgeai/output'] = on_output, ['forgeai/runFinished'] = on_finished },
+    handlers = {
+      ['forgeai/runStarted'] = on_started,
+      ['forgeai/output'] = on_output,
+      ['forgeai/runFinished'] = on_finished,
+    },
     on_attach = function(_, attached)
       refresh_lenses(attached)
     end,

@@ -62,9 +62,31 @@ local function append(lines, highlight)
   end
 end
 
-function M.start_section(run_id, uri)
+-- 'environment: /p/.venv (Python 3.11.7; nearest .venv)', or nil without one.
+function M.environment_line(environment)
+  if type(environment) ~= 'table' then
+    return nil
+  end
+  local what = 'node_modules'
+  if environment.kind ~= 'node-modules' then
+    local version = environment.version
+    what = (type(version) == 'string') and ('Python ' .. version) or 'Python'
+  end
+  local line = ('environment: %s (%s; %s'):format(environment.path, what, environment.foundBy)
+  local skipped = environment.notMounted
+  if type(skipped) == 'table' and #skipped > 0 then
+    line = line .. '; not mounted: ' .. table.concat(skipped, ', ')
+  end
+  return line .. ')'
+end
+
+function M.start_section(run_id, uri, environment)
   show()
   append({ ('── ForgeAI run %s: %s ──'):format(run_id, vim.uri_to_fname(uri)) }, 'Title')
+  local line = M.environment_line(environment)
+  if line then
+    append({ line }, 'Comment')
+  end
   state.pending[run_id] = { stdout = '', stderr = '' }
 end
 

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { formatChunk, summaryLine } from '../format';
+import { environmentLine, formatChunk, summaryLine } from '../format';
 
 const base = { runId: 'r', uri: 'file:///a.py', signal: null, timedOut: false, truncated: false, durationMs: 41.6 };
 
@@ -16,4 +16,17 @@ test('stderr lines are marked, stdout is left alone', () => {
   assert.equal(formatChunk('stdout', 'a\nb\n', true), 'a\nb\n');
   assert.equal(formatChunk('stderr', 'Traceback\n  x\n', true), '[stderr] Traceback\n[stderr]   x\n');
   assert.equal(formatChunk('stderr', 'rest of line\nnext', false), 'rest of line\n[stderr] next');
+});
+
+test('the environment line names the folder, what it is and how it was found', () => {
+  assert.equal(environmentLine(null), null);
+  assert.equal(
+    environmentLine({ kind: 'python-venv', path: '/p/.venv', foundBy: 'nearest .venv', version: '3.11.7', notMounted: [] }),
+    'environment: /p/.venv (Python 3.11.7; nearest .venv)');
+  assert.equal(
+    environmentLine({ kind: 'node-modules', path: '/p/node_modules', foundBy: 'nearest node_modules' }),
+    'environment: /p/node_modules (node_modules; nearest node_modules)');
+  assert.equal(
+    environmentLine({ kind: 'python-venv', path: '/p/.venv', foundBy: '--env', notMounted: ['/p: the project folder itself is never mounted'] }),
+    'environment: /p/.venv (Python; --env; not mounted: /p: the project folder itself is never mounted)');
 });

@@ -20,7 +20,18 @@ test('defaults map to the server defaults, without unset limits', () => {
     pluginDirs: [],
     trust: { minimumLevel: 'community', allowUnsigned: false },
     replacePreviousRun: true,
+    environment: { enabled: true },
   });
+});
+
+test('the project environment: settings, and the interpreter the Python extension selected', () => {
+  const settings = readSettings(getter({ 'environment.python': '.venv-dev', 'environment.nodeModules': '' }));
+  const server = serverSettings(settings, '/home/u/p/.venv/bin/python') as { environment: unknown };
+  assert.deepEqual(server.environment, {
+    enabled: true, python: '.venv-dev', pythonFromEditor: '/home/u/p/.venv/bin/python',
+  });
+  const off = serverSettings(readSettings(getter({ 'environment.enabled': false })), null) as { environment: unknown };
+  assert.deepEqual(off.environment, { enabled: false });
 });
 
 test('limits and trust are passed in the server\'s camelCase form', () => {
