@@ -132,6 +132,12 @@ class ProjectEnvironmentError(ForgeAIError):
     CODE = "FORGEAI-E130"
 
 
+class NetworkPolicyError(ForgeAIError):
+    """A network allow-list entry is not a host (``--allow-net``, a setting)."""
+
+    CODE = "FORGEAI-E131"
+
+
 class PluginError(ForgeAIError):
     """A plugin was refused or failed; the message names the plugin and the failed check."""
 

@@ -18,6 +18,7 @@ from forgeai_ls.plugins.executor import LanguageExecutor
 from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
 from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionResult, NativeBackend, final_result
+from forgeai_ls.sandbox.egress_policy import EgressPolicy
 from forgeai_ls.sandbox.warm_pool import PoolSettings
 
 # `forgeai run` in tests runs in-process unless a test starts the daemon itself
@@ -53,6 +54,7 @@ async def run_code(
     *,
     stdin: bytes | None = None,
     environment: ProjectEnvironment | None = None,
+    egress: EgressPolicy | None = None,
     **limit_overrides: object,
 ) -> ExecutionResult:
     """Run ``code`` (in ``environment``, a project's); skip the test when the language's
@@ -62,13 +64,15 @@ async def run_code(
     try:
         if POOLS:
             request = executor.build_request(
-                code, limits=limits, stdin=stdin, environment=environment
+                code, limits=limits, stdin=stdin, environment=environment, egress=egress
             )
             if request.warm is not None:
                 _BACKEND.prewarm(request)
                 assert await _BACKEND.wait_warm(request) == 1, "no warm slot became ready"
         return await final_result(
-            executor.stream(code, limits=limits, stdin=stdin, environment=environment)
+            executor.stream(
+                code, limits=limits, stdin=stdin, environment=environment, egress=egress
+            )
         )
     except ToolchainNotFoundError as exc:
         pytest.skip(f"{language} toolchain not installed for this user: {exc.message}")

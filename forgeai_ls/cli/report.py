@@ -80,6 +80,7 @@ def result_json(
         "duration_ms": round(result.duration_ms, 3),
         "cpu_time_ms": None if result.cpu_time_ms is None else round(result.cpu_time_ms, 3),
         "peak_memory_bytes": result.peak_memory_bytes,
+        "network": result.network.model_dump(mode="json") if result.network else None,
         "compile": None
         if compile_step is None
         else {

@@ -37,6 +37,8 @@ class RunOptions:
     project_env: bool = True
     cwd: Path | None = None
     """The client's working directory (``relative_to``); None: this process's."""
+    allow_net: tuple[str, ...] = ()
+    """``--allow-net``: hosts the program may reach through the egress proxy."""
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -87,7 +89,19 @@ def run(
             "--memory", min=16, max=1024 * 1024, help="Memory limit in MiB (default 512)."
         ),
     ] = None,
-    network: Annotated[bool, typer.Option("--network", help="Allow network access.")] = False,
+    network: Annotated[
+        bool, typer.Option("--network", help="Allow all network access (the host's network).")
+    ] = False,
+    allow_net: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-net",
+            help="Allow only these hosts (comma-separated, repeatable): pypi.org, "
+            "*.example.com, api.example.com:443, localhost:8080 (this machine's own services "
+            "only when named). Everything else is refused and reported.",
+            show_default=False,
+        ),
+    ] = None,
     backend: Annotated[
         Backend, typer.Option("--backend", help="Sandbox backend.")
     ] = Backend.NATIVE,
@@ -154,6 +168,7 @@ def run(
         docker_host=docker_host,
         env=env,
         project_env=project_env,
+        allow_net=tuple(allow_net or ()),
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

@@ -24,6 +24,7 @@ from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.plugins.source import check_source_text, read_source_file, sibling_sources
 from forgeai_ls.project_env import EnvironmentChoice, ProjectEnvironment, project_environment
 from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
+from forgeai_ls.sandbox.egress_policy import EgressPolicy
 
 MIB = 1024 * 1024
 EXIT_BROKEN_PIPE = 128 + int(signals.SIGPIPE)
@@ -44,6 +45,8 @@ class SelectedRun:
     limits: ResourceLimits
     environment: ProjectEnvironment | None = None
     """The project environment the run uses (``project_env``)."""
+    egress: EgressPolicy | None = None
+    """``--allow-net``: the hosts the run may reach."""
 
 
 def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
@@ -78,7 +81,16 @@ def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
         )
     )
     environment = _environment(options, executor, language)
-    return SelectedRun(executor, language, code, file_name, extra_files, limits, environment)
+    egress = None
+    if options.allow_net:
+        if options.network:
+            raise UsageError("give either --network (everything) or --allow-net HOSTS, not both")
+        if options.backend != "native":
+            raise UsageError("--allow-net needs the native backend")
+        egress = EgressPolicy.parse(options.allow_net)
+    return SelectedRun(
+        executor, language, code, file_name, extra_files, limits, environment, egress
+    )
 
 
 def _environment(
@@ -149,6 +161,7 @@ async def stream_run(
         stdin=stdin,
         extra_files=run.extra_files,
         environment=run.environment,
+        egress=run.egress,
     )
     filters = (
         {}
@@ -193,6 +206,10 @@ async def _finish(
     write: Callable[[int, bytes], Awaitable[None]],
 ) -> int:
     result = event.result
+    if result.network is not None and not as_json:
+        for blocked in result.network.denied:
+            notice = f"forgeai: connection to {blocked} blocked (add it to --allow-net to permit)"
+            await write(terminal.stderr_fd, f"{notice}\n".encode())
     if as_json:
         document = result_json(
             result,

@@ -16,6 +16,7 @@ from forgeai_ls.plugins.executor import LanguageExecutor, SandboxBackend, StdinI
 from forgeai_ls.plugins.loader import VerifiedPlugin
 from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionEvent, ExecutionFinished, ExecutionResult, ResourceLimits
+from forgeai_ls.sandbox.egress_policy import EgressPolicy
 
 
 class PluginExecutor:
@@ -61,9 +62,10 @@ class PluginExecutor:
         stdin: StdinInput = None,
         extra_files: Mapping[str, bytes] | None = None,
         environment: ProjectEnvironment | None = None,
+        egress: EgressPolicy | None = None,
     ) -> AsyncIterator[ExecutionEvent]:
-        """A run's events. A code plugin gets neither ``extra_files`` nor ``environment``
-        (its own ``stream`` decides what to run)."""
+        """A run's events. A code plugin gets neither ``extra_files``, ``environment`` nor
+        ``egress`` (its own ``stream`` decides what to run)."""
         custom = getattr(self.code_executor, "stream", None)
         if callable(custom):
             events: AsyncIterator[ExecutionEvent] = custom(
@@ -79,6 +81,7 @@ class PluginExecutor:
             stdin=stdin,
             extra_files=extra_files,
             environment=environment,
+            egress=egress,
         )
 
     async def _result_only(

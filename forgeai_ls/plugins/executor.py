@@ -21,6 +21,7 @@ from forgeai_ls.sandbox import (
     StepSpec,
     final_result,
 )
+from forgeai_ls.sandbox.egress_policy import EgressPolicy
 
 MIB = 1024 * 1024
 
@@ -77,9 +78,11 @@ class LanguageExecutor:
         stdin: bytes | None = None,
         extra_files: Mapping[str, bytes] | None = None,
         environment: ProjectEnvironment | None = None,
+        egress: EgressPolicy | None = None,
     ) -> SandboxRequest:
         """The sandbox request for ``code``; ``environment`` (see ``project_env``) is mounted
-        and, for Python, its interpreter runs the program."""
+        and, for Python, its interpreter runs the program; ``egress``: the hosts the run may
+        reach through the egress proxy."""
         run_limits = self.run_limits(limits)
         compile_limits = self.spec.compile_limits.apply(DEFAULT_COMPILE_LIMITS)
         source_name = self.spec.source_name_for(code, file_name)
@@ -114,6 +117,7 @@ class LanguageExecutor:
             image=self.image,
             warm=self.spec.warm_start(),
             mounts=environment.mounts if environment is not None else (),
+            egress=egress,
         )
 
     def stream(
@@ -125,6 +129,7 @@ class LanguageExecutor:
         stdin: StdinInput = None,
         extra_files: Mapping[str, bytes] | None = None,
         environment: ProjectEnvironment | None = None,
+        egress: EgressPolicy | None = None,
     ) -> AsyncIterator[ExecutionEvent]:
         """Events of one execution: output as produced, the result last.
 
@@ -139,6 +144,7 @@ class LanguageExecutor:
             stdin=stdin if isinstance(stdin, bytes) else None,
             extra_files=extra_files,
             environment=environment,
+            egress=egress,
         )
         return self.backend.stream(request, stdin_stream=interactive)
 

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal as signals
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from forgeai_ls.sandbox.bwrap import Mount, build_command
 from forgeai_ls.sandbox.cgroups import CgroupStats, RunCgroup
 from forgeai_ls.sandbox.child_setup import BWRAP_OVERHEAD_PROCESSES, ChildSetup, rlimits_for
 from forgeai_ls.sandbox.compile_cache import CompileCache
-from forgeai_ls.sandbox.events import ExecutionEvent, OutputChunk, StepFinished
+from forgeai_ls.sandbox.egress_forwarder import forwarded_argv
+from forgeai_ls.sandbox.egress_proxy import (
+    PROXY_PORT,
+    SANDBOX_SOCKET,
+    EgressProxy,
+    proxy_environment,
+)
+from forgeai_ls.sandbox.events import ExecutionEvent, ExecutionFinished, OutputChunk, StepFinished
 from forgeai_ls.sandbox.host import NativeHost, detect_native_host
 from forgeai_ls.sandbox.launcher import files_preamble
 from forgeai_ls.sandbox.limit_inference import StepEvidence, infer_limits
@@ -143,6 +151,11 @@ class NativeBackend:
         stdin_stream: AsyncIterator[bytes] | None,
     ) -> AsyncGenerator[ExecutionEvent, None]:
         workspace = Workspace.create(host.runtime_dir, host.uid_pool)
+        egress = (
+            EgressProxy(request.egress, workspace.path / "egress.sock")
+            if request.egress is not None
+            else None
+        )
 
         def run_step(spec: StepSpec, step: StepName, stdin: StdinSource) -> StepEvents:
             if step is StepName.COMPILE:
@@ -153,7 +166,9 @@ class NativeBackend:
                 build_dir: str | None = str(build)
             else:
                 build_dir = str(workspace.build_dir) if workspace.build_dir else None
-            launched = self._launch(host, workspace, request, spec, step, build_dir, stdin)
+            launched = self._launch(
+                host, workspace, request, spec, step, build_dir, stdin, egress=egress
+            )
             return _step_events(launched, step, spec.limits)
 
         stdin = stdin_stream if stdin_stream is not None else request.stdin
@@ -162,8 +177,15 @@ class NativeBackend:
         try:
             async with contextlib.aclosing(events):
                 async for event in events:
+                    if isinstance(event, ExecutionFinished) and egress is not None:
+                        report = egress.report()
+                        event = ExecutionFinished(
+                            event.result.model_copy(update={"network": report})
+                        )
                     yield event
         finally:
+            if egress is not None:
+                egress.close()
             workspace.remove()
 
     async def _cached_compile(
@@ -216,6 +238,8 @@ class NativeBackend:
         if self.pools is None or warm is None or request.compile is not None:
             return None
         if request.readonly_files:  # a slot's files arrive through its stdin: writable
+            return None
+        if request.egress is not None:  # its proxy lives with the run, on the run's loop
             return None
         if warm.script_index >= len(request.run.argv):
             return None
@@ -320,21 +344,34 @@ class NativeBackend:
         stdin: StdinSource,
         *,
         warm: tuple[WarmStart, int | None] | None = None,
+        egress: EgressProxy | None = None,
     ) -> _Launched:
         """Start the step's sandbox. With ``warm`` (how, and the write end of the ready pipe,
-        handed over to the sandbox), the slot's starter runs instead of the program."""
+        handed over to the sandbox), the slot's starter runs instead of the program; with
+        ``egress`` (the run step of a request with an allow-list), behind the forwarder to
+        the egress proxy."""
         limits = spec.limits
         argv, roots = self._resolve_argv(spec.argv, request.mounts)
+        toolchain_bins = [os.path.dirname(argv[0])] if roots or request.mounts else []
+        egress_env: dict[str, str] = {}
+        plain_mounts: list[Mount] = []
+        if egress is not None and step is StepName.RUN:
+            python = self._resolver.resolve(sys.executable)
+            if python.toolchain_root:
+                roots.append(python.toolchain_root)
+            argv = forwarded_argv(python.executable, PROXY_PORT, SANDBOX_SOCKET, argv)
+            egress.listen(workspace.uid)
+            plain_mounts.append(Mount(str(egress.socket_path), SANDBOX_SOCKET))
+            egress_env = proxy_environment(egress.policy)
         staged = host.is_root and host.stage_dir is not None
-        wanted = [Mount(root, root) for root in roots]
+        wanted = [Mount(root, root) for root in dict.fromkeys(roots)]
         wanted += [Mount(mount.source, mount.target) for mount in request.mounts]
         mounts = [
             Mount(f"{host.stage_dir}/{i}", mount.target) if staged else mount
             for i, mount in enumerate(wanted)
         ]
-        toolchain_bins = [os.path.dirname(argv[0])] if roots or request.mounts else []
         path = ":".join(dict.fromkeys([*toolchain_bins, *BASE_PATH.split(":")]))
-        env = {"PATH": path, **BASE_ENV, **spec.env}
+        env = {"PATH": path, **BASE_ENV, **spec.env, **egress_env}
         extra_fds: list[int] = []
         if warm is not None:
             how, ready_fd = warm
@@ -353,7 +390,7 @@ class NativeBackend:
             env=env,
             files=request.files,
             readonly_files=request.readonly_files,
-            toolchain_mounts=mounts,
+            toolchain_mounts=[*mounts, *plain_mounts],
             build_dir=build_dir,
             build_writable=step is StepName.COMPILE,
             network=limits.network,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from forgeai_ls.sandbox.egress_policy import EgressPolicy
 from forgeai_ls.sandbox.limits import ResourceLimits
 
 WORK_DIR = "/work"
@@ -83,6 +84,9 @@ class SandboxRequest(BaseModel):
     """Host paths bound read-only into every step (a project's environment, see
     ``forgeai_ls.project_env``); the native backend binds them after the work dir, so one may
     land inside it (``/work/node_modules``)."""
+    egress: EgressPolicy | None = None
+    """The run step reaches these hosts, and only these, through ForgeAI's egress proxy (its
+    own network stays off: see ``egress_proxy``). ``None``: as ``run.limits.network`` says."""
     warm: WarmStart | None = None
     """Set when the language can run in a warm slot; a backend with pools uses one when ready
     (the result is the same either way)."""

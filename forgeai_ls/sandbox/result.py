@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from forgeai_ls.sandbox.egress_policy import NetworkReport
+
 
 class LimitKind(StrEnum):
     """A resource limit that stopped or constrained a program."""
@@ -87,6 +89,8 @@ class ExecutionResult(BaseModel):
     peak_memory_bytes: int | None
     compile: StepResult | None = None
     run: StepResult | None = None
+    network: NetworkReport | None = None
+    """With an allow-list: the connections the run attempted, allowed and denied."""
 
     @property
     def compile_failed(self) -> bool:

@@ -310,10 +310,14 @@ class ForgeAIServer(LanguageServer):
             return
         try:
             executor, name = self.executor(language.name)
+            environment = self.environment_for(uri, executor, name)
         except JsonRpcException:
-            return  # a blocked plugin: reported when the user runs it
+            return  # a blocked plugin or an unusable environment: reported when it runs
         request = executor.language(name).build_request(
-            "", file_name=file_name_of(uri), limits=self.run_limits(executor, name)
+            "",
+            file_name=file_name_of(uri),
+            limits=self.run_limits(executor, name),
+            environment=environment,
         )
         backend.prewarm(request)
 

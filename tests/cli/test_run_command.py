@@ -498,3 +498,43 @@ def test_an_unusable_env_option_is_one_clear_line(args: list[str], fragment: byt
     assert done.returncode == 125 and done.stdout == b""
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and fragment in done.stderr, lines
+
+
+def test_allow_net_reaches_only_the_named_hosts(tmp_path: Path) -> None:
+    """--allow-net: the named host answers; another is refused, said on stderr and in
+    --json's `network`; neither the program nor the refusal reaches anything else."""
+    from tests.sandbox.test_egress import FETCH, Site
+
+    allowed, other = Site("127.0.0.2"), Site("127.0.0.3")
+    try:
+        code = f"URLS = [{allowed.url!r}, {other.url!r}]\n{FETCH}"
+        entry = f"{allowed.address}:{allowed.port}"
+        done = forgeai("run", "--allow-net", entry, "-l", "python", "-c", code)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode().splitlines()[0] == "200 hello from 127.0.0.2"
+        assert f"connection to 127.0.0.3:{other.port} blocked".encode() in done.stderr
+        done = forgeai("run", "--allow-net", entry, "-l", "python", "-c", code, "--json")
+        network = json.loads(done.stdout)["network"]
+        assert network == {"allowed": [entry], "denied": [f"127.0.0.3:{other.port}"]}
+        assert len(allowed.requests) == 2 and other.requests == []
+    finally:
+        allowed.close()
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--allow-net", "https://pypi.org"], b"FORGEAI-E131: --allow-net: 'https://pypi.org'"),
+        (["--allow-net", "pypi.org:99999"], b"FORGEAI-E131"),
+        (["--allow-net", "pypi.org", "--network"], b"FORGEAI-E101"),
+    ],
+    ids=["url", "port", "with-network"],
+)
+def test_an_allow_list_entry_that_is_not_a_host_is_one_clear_line(
+    args: list[str], fragment: bytes
+) -> None:
+    done = forgeai("run", *args, "-l", "python", "-c", "print(1)")
+    assert done.returncode == 125 and done.stdout == b""
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and fragment in done.stderr, lines

@@ -32,8 +32,13 @@ def nvim_env(tmp_path: Path, program: Path, **extra: str) -> dict[str, str]:
 @pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed here")
 def test_neovim_end_to_end(tmp_path: Path) -> None:
     """e2e.lua drives the plugin; every check it reports passes and nvim exits 0."""
+    venv = tmp_path / ".venv"  # the project's environment: its package imports
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (next(venv.glob("lib/python3*/site-packages")) / "nvimdep.py").write_text("WHO = 'nvim'\n")
     program = tmp_path / "prog.py"
-    program.write_text('print("hello from nvim")\nx = 1\nraise ValueError("boom")\n')
+    program.write_text(
+        'import nvimdep\nprint(f"hello from {nvimdep.WHO}")\nraise ValueError("boom")\n'
+    )
     report = tmp_path / "report.json"
     env = nvim_env(tmp_path, program, FORGEAI_E2E_REPORT=str(report))
     done = subprocess.run(
@@ -59,6 +64,11 @@ def test_neovim_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert result["diagnostics"][0]["line"] == 2
     assert "ValueError: boom" in "\n".join(result["output"])
+    headers = [line for line in result["output"] if line.startswith("environment: ")]
+    assert headers and all(
+        line.startswith(f"environment: {venv} (Python ") and line.endswith("; nearest .venv)")
+        for line in headers
+    ), result["output"]
 
 
 @pytest.mark.skipif(

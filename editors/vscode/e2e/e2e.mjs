@@ -47,6 +47,11 @@ writeFileSync(join(userDir, 'User', 'settings.json'), JSON.stringify({
 }));
 writeFileSync(join(workspace, 'hello.py'),
   'import sys\nprint("hello from code-server")\nraise ValueError("boom")\n');
+if (!untrusted) {  // the project's own virtualenv: runs use it, and the output says so
+  const venv = spawnSync(process.env.FORGEAI_PYTHON, ['-m', 'venv', '--without-pip', join(workspace, '.venv')],
+    { encoding: 'utf8' });
+  if (venv.status !== 0) throw new Error(`creating the workspace's venv failed: ${venv.stderr}`);
+}
 // A hostile repository: every program it ships leaves a mark if anything ever runs it.
 const marks = join(root, 'marks');
 mkdirSync(marks);
@@ -106,6 +111,11 @@ try {
   await output.waitFor({ timeout: 30000 });
   await page.locator('.panel .monaco-editor', { hasText: 'exit 1 in' }).first().waitFor({ timeout: 30000 });
   checks.push('output streamed with summary');
+  if (!untrusted) {
+    await page.locator('.panel .monaco-editor', { hasText: `environment: ${join(workspace, '.venv')} (Python` })
+      .first().waitFor({ timeout: 30000 });
+    checks.push("the run's header names the workspace's venv");
+  }
   await page.locator('.squiggly-error').first().waitFor({ timeout: 30000 });
   checks.push('diagnostic shown');
   await page.screenshot({ path: join(artifacts, `vscode-run-file${untrusted ? '-untrusted' : ''}.png`) });
