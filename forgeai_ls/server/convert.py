@@ -65,6 +65,17 @@ def limit_diagnostic(
     )
 
 
+def blocked_connection_diagnostic(blocked: str, placement: Placement) -> types.Diagnostic:
+    """A connection the allow-list refused, on the run's first line."""
+    return types.Diagnostic(
+        range=placement.whole_line(placement.line_offset),
+        message=f"Connection to {blocked} blocked — add it to forgeai.network.allow to permit",
+        severity=types.DiagnosticSeverity.Information,
+        source=SOURCE,
+        code="network-blocked",
+    )
+
+
 def run_summary(run_id: str, uri: str, result: ExecutionResult) -> dict[str, Any]:
     """The forgeai/runFinished payload (design.md 3.4)."""
     return {
@@ -76,4 +87,5 @@ def run_summary(run_id: str, uri: str, result: ExecutionResult) -> dict[str, Any
         "limit": result.limit.value if result.limit else None,
         "truncated": result.truncated,
         "durationMs": round(result.duration_ms, 3),
+        "network": result.network.model_dump(mode="json") if result.network else None,
     }

@@ -24,7 +24,13 @@ from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.diagnostics import extract_diagnostics
 from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionFinished, ExecutionResult, OutputChunk, ResourceLimits
-from forgeai_ls.server.convert import limit_diagnostic, run_summary, to_lsp_diagnostic
+from forgeai_ls.sandbox.egress_policy import EgressPolicy
+from forgeai_ls.server.convert import (
+    blocked_connection_diagnostic,
+    limit_diagnostic,
+    run_summary,
+    to_lsp_diagnostic,
+)
 from forgeai_ls.server.placement import Placement
 
 if TYPE_CHECKING:
@@ -52,6 +58,7 @@ class RunTarget:
     placement: Placement
     extra_files: dict[str, bytes] = field(default_factory=dict)
     environment: ProjectEnvironment | None = None
+    egress: EgressPolicy | None = None
 
 
 @dataclass
@@ -175,6 +182,7 @@ class RunRegistry:
                 "truncated": False,
                 "durationMs": round((time.monotonic() - started) * 1000, 3),
                 "cancelled": True,
+                "network": None,
                 "environment": environment,
             }
             self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
@@ -209,6 +217,7 @@ class RunRegistry:
             limits=target.limits,
             extra_files=target.extra_files,
             environment=target.environment,
+            egress=target.egress,
         )
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for event in events:
@@ -227,6 +236,11 @@ class RunRegistry:
         ]
         if result.limit is not None:
             found.append(limit_diagnostic(result.limit, target.limits, target.placement))
+        if result.network is not None:
+            found += [
+                blocked_connection_diagnostic(blocked, target.placement)
+                for blocked in result.network.denied
+            ]
         self.server.diagnostics.publish(target.uri, found)
 
     async def _begin_progress(self, run: _ActiveRun, target: RunTarget) -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # loaded in the background after start (docker-py: only when 
     from forgeai_ls.project_env import ProjectEnvironment
     from forgeai_ls.sandbox import NativeBackend, ResourceLimits
     from forgeai_ls.sandbox.docker_backend import DockerBackend
+    from forgeai_ls.sandbox.egress_policy import EgressPolicy
     from forgeai_ls.server.runs import RunRegistry
     from forgeai_ls.server.settings import ServerSettings
 
@@ -414,6 +415,19 @@ class ForgeAIServer(LanguageServer):
             if folder and (Path(folder) == path or Path(folder) in path.parents)
         ]
         return max(holding, key=lambda folder: len(folder.parts), default=None)
+
+    def egress(self) -> EgressPolicy | None:
+        """The allow-list of runs (``forgeai.network.allow``), unless the whole network is
+        open (``limits.network``) or the backend is docker."""
+        from forgeai_ls.sandbox.egress_policy import EgressPolicy
+
+        allow = self.settings.network.allow
+        if not allow or self.settings.limits.network or self.settings.backend != "native":
+            return None
+        try:
+            return EgressPolicy.parse(allow, source="forgeai.network.allow")
+        except ForgeAIError as error:
+            raise rpc_error(error) from None
 
     def run_limits(self, executor: PluginExecutor, language: str) -> ResourceLimits:
         limits = self.settings.limits

@@ -60,6 +60,16 @@ class PoolSettingsModel(BaseModel):
         )
 
 
+class NetworkSettings(BaseModel):
+    """Hosts runs may reach through the egress proxy (docs/network.md)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    allow: list[str] = Field(default_factory=list)
+    """pypi.org, *.example.com, api.example.com:443, localhost:8080...; empty: no network
+    (unless ``limits.network`` opens all of it)."""
+
+
 class EnvironmentSettings(BaseModel):
     """Which project environment runs use (see docs/environments.md)."""
 
@@ -92,6 +102,7 @@ class ServerSettings(BaseModel):
     plugin_dirs: list[str] = Field(default_factory=list, alias="pluginDirs")
     trust: TrustSettings = TrustSettings()
     environment: EnvironmentSettings = EnvironmentSettings()
+    network: NetworkSettings = NetworkSettings()
     replace_previous_run: bool = Field(True, alias="replacePreviousRun")
     """A new run of a document stops the one still running for it."""
 

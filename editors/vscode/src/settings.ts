@@ -14,6 +14,7 @@ export interface ExtensionSettings {
   trust: { minimumLevel: 'official' | 'enterprise' | 'verified' | 'community'; allowUnsigned: boolean };
   replacePreviousRun: boolean;
   environment: { enabled: boolean; python: string | null; nodeModules: string | null };
+  networkAllow: string[];
 }
 
 /** Reads one setting; the getter is `vscode.WorkspaceConfiguration.get` in the extension. */
@@ -49,6 +50,7 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
       python: get<string | null>('environment.python', null) || null,
       nodeModules: get<string | null>('environment.nodeModules', null) || null,
     },
+    networkAllow: get<string[]>('network.allow', []),
   };
 }
 
@@ -72,6 +74,7 @@ export function serverSettings(settings: ExtensionSettings, pythonFromEditor?: s
     trust: settings.trust,
     replacePreviousRun: settings.replacePreviousRun,
     environment,
+    ...(settings.networkAllow.length ? { network: { allow: settings.networkAllow } } : {}),
   };
 }
 

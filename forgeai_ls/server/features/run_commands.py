@@ -83,6 +83,7 @@ def register(server: ForgeAIServer) -> None:
                 placement=Placement(document.lines, document.position_codec),
                 extra_files=_siblings(uri),
                 environment=ls.environment_for(uri, executor, language),
+                egress=ls.egress(),
             )
         )
 
@@ -122,6 +123,7 @@ def register(server: ForgeAIServer) -> None:
                 limits=ls.run_limits(executor, language),
                 placement=placement,
                 environment=ls.environment_for(uri, executor, language),
+                egress=ls.egress(),
             )
         )
 

@@ -24,6 +24,12 @@ test('defaults map to the server defaults, without unset limits', () => {
   });
 });
 
+test('the network allow-list is passed when set', () => {
+  const settings = readSettings(getter({ 'network.allow': ['pypi.org', 'localhost:8000'] }));
+  const server = serverSettings(settings) as { network: unknown };
+  assert.deepEqual(server.network, { allow: ['pypi.org', 'localhost:8000'] });
+});
+
 test('the project environment: settings, and the interpreter the Python extension selected', () => {
   const settings = readSettings(getter({ 'environment.python': '.venv-dev', 'environment.nodeModules': '' }));
   const server = serverSettings(settings, '/home/u/p/.venv/bin/python') as { environment: unknown };
