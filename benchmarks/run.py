@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cli, docker, plugins, registry, server, speed
+from benchmarks import cli, docker, plugins, real_code, registry, server, speed
 from forgeai_ls.sandbox import (
     DEFAULT_RUN_LIMITS,
     ExecutionFinished,
@@ -173,6 +173,7 @@ async def main(runs: int, endurance_runs: int) -> dict[str, object]:
     figures["registry_install"] = registry.install_from_registry()
     figures["registry_list_search_1000"] = registry.list_and_search()
     figures["docker_latency"] = await docker.docker_latency(runs)
+    figures["egress_proxy"] = await real_code.egress_latency()
     return figures
 
 
@@ -189,6 +190,7 @@ def headline(figures: dict[str, Any]) -> list[dict[str, str]]:
     soak = figures["endurance"]
     burst = figures["server_run_selection_back_to_back"]
     startup = figures["cli_startup"]
+    egress = figures["egress_proxy"]
     lsp_ratio = lsp["p50_ms"] / warm["warm_ms"]
 
     def row(name: str, value: str, baseline: str, ratio: str, target: str, met: bool | None):
@@ -232,6 +234,9 @@ def headline(figures: dict[str, Any]) -> list[dict[str, str]]:
             f"bare {startup['bare_ms']:.1f} / venv python {startup['venv_python_ms']:.1f} ms",
             f"{startup['version_ratio']:.2f}x / {startup['version_ratio_venv_python']:.2f}x",
             "<= 1.5x bare", startup["version_ratio"] <= 1.5),
+        row("14c HTTP request through the allow-list proxy",
+            f"p50 {egress['proxy_p50_ms']:.2f} ms", f"direct {egress['direct_p50_ms']:.2f} ms",
+            f"+{egress['added_p50_ms']:.2f} ms", "<= +1 ms", egress["added_p50_ms"] <= 1.0),
         row(f"8 {int(soak['runs'])} runs through the server", f"fds {soak['before_fds']:.0f}"
             f"->{soak['after_fds']:.0f}, children {soak['before_children']:.0f}->"
             f"{soak['after_children']:.0f}, RSS {soak['before_rss_mib']:.0f}->"

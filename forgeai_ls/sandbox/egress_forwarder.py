@@ -3,7 +3,8 @@
 The run step of a sandbox with an allow-list starts as ``python3 -I -S -c FORWARDER PORT SOCKET
 -- PROGRAM...`` (ForgeAI's own interpreter, mounted read-only like any toolchain). It binds
 ``127.0.0.1:PORT`` and ``[::1]:PORT`` first (so the program never races it), forks a child
-that passes every connection to the Unix socket, and then becomes the program (exec): the
+that relays every connection to the Unix socket (one thread, a selector: nothing per
+connection but two sockets), and then becomes the program (exec): the
 program keeps the process, exit status and signals it would have had. The child ends with the
 sandbox. It runs as the program's user: the program could stop it or connect to the socket
 itself, which gives it nothing the proxy does not already decide on.
@@ -12,7 +13,7 @@ itself, which gives it nothing the proxy does not already decide on.
 from __future__ import annotations
 
 FORWARDER = r"""
-import os, socket, sys, threading
+import os, selectors, socket, sys
 port, path, program = int(sys.argv[1]), sys.argv[2], sys.argv[4:]
 listeners = []
 for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
@@ -24,50 +25,101 @@ for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         listeners.append(listener)
     except OSError:
         pass
-def pump(source, sink):
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
-        pass
-    for end, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
-        try:
-            end.shutdown(how)
-        except OSError:
-            pass
-def serve(client):
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        upstream.connect(path)
-    except OSError:
-        client.close()
-        upstream.close()
-        return
-    back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
-    back.start()
-    pump(client, upstream)
-    back.join()
-    client.close()
-    upstream.close()
-def accept(listener):
-    while True:
-        try:
-            client, _ = listener.accept()
-        except OSError:
-            continue
-        threading.Thread(target=serve, args=(client,), daemon=True).start()
 if os.fork() == 0:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    for listener in listeners[1:]:
-        threading.Thread(target=accept, args=(listener,), daemon=True).start()
-    if listeners:
-        accept(listeners[0])
-    os._exit(0)
+    chooser = selectors.DefaultSelector()
+    peer, out, done, mask = {}, {}, {}, {}
+    def update(sock):
+        want = 0
+        if not done[sock] and not out[peer[sock]]:
+            want |= selectors.EVENT_READ
+        if out[sock]:
+            want |= selectors.EVENT_WRITE
+        if want == mask[sock]:
+            return
+        if mask[sock] == 0:
+            chooser.register(sock, want)
+        elif want == 0:
+            chooser.unregister(sock)
+        else:
+            chooser.modify(sock, want)
+        mask[sock] = want
+    def finish(sock):
+        other = peer[sock]
+        if done[sock] and done[other] and not out[sock] and not out[other]:
+            for end in (sock, other):
+                if mask[end]:
+                    chooser.unregister(end)
+                end.close()
+                for table in (peer, out, done, mask):
+                    table.pop(end, None)
+            return True
+        return False
+    def write(sock):
+        try:
+            sent = sock.send(out[sock])
+        except BlockingIOError:
+            return
+        except OSError:
+            out[sock], done[sock], done[peer[sock]] = b"", True, True
+            return
+        out[sock] = out[sock][sent:]
+        if not out[sock] and done[peer[sock]]:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+    for listener in listeners:
+        listener.setblocking(False)
+        chooser.register(listener, selectors.EVENT_READ, "accept")
+    while True:
+        for key, events in chooser.select():
+            sock = key.fileobj
+            if key.data == "accept":
+                try:
+                    client, _ = sock.accept()
+                    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                except OSError:
+                    continue
+                try:
+                    upstream.connect(path)
+                except OSError:
+                    client.close()
+                    upstream.close()
+                    continue
+                for end, other in ((client, upstream), (upstream, client)):
+                    end.setblocking(False)
+                    peer[end], out[end], done[end], mask[end] = other, b"", False, 0
+                update(client)
+                update(upstream)
+                continue
+            if sock not in peer:
+                continue
+            other = peer[sock]
+            if events & selectors.EVENT_WRITE:
+                write(sock)
+            if events & selectors.EVENT_READ and not done[sock]:
+                try:
+                    data = sock.recv(262144)
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    data = b""
+                if data:
+                    out[other] = data
+                    write(other)
+                elif data is not None:
+                    done[sock] = True
+                    if not out[other]:
+                        try:
+                            other.shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+            if not finish(sock):
+                update(sock)
+                update(other)
 for listener in listeners:
     listener.close()
 try:

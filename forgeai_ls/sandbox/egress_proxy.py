@@ -114,6 +114,8 @@ class EgressProxy:
             await self._relay(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
+        except asyncio.CancelledError:
+            pass  # the run ended (``close``): its connections go with it
         except TimeoutError:
             await _answer(writer, 408, "the request did not arrive in time")
         finally:
@@ -174,14 +176,21 @@ class EgressProxy:
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Resolve (only now, the host being allowed) and connect to a checked address."""
-        loop = asyncio.get_running_loop()
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM), _CONNECT_SECONDS
-        )
+        literal = _literal_address(host)
+        candidates: list[tuple[int, int, str]]  # (family, proto, address)
+        if literal is not None:  # an address: no lookup to make
+            kind = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+            candidates = [(int(kind), 0, str(literal))]
+        else:
+            infos = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM),
+                _CONNECT_SECONDS,
+            )
+            candidates = [(int(info[0]), info[2], str(info[4][0])) for info in infos]
         local_ok = self.policy.local
         error: Exception | None = None
-        for family, _kind, proto, _name, address in infos:
-            ip = ipaddress.ip_address(str(address[0]))
+        for family, proto, address in candidates:
+            ip = ipaddress.ip_address(address)
             if local_address(ip) and not local_ok:
                 error = PermissionError(
                     f"it resolves to {ip}, an address of this machine (allow it explicitly, "
@@ -196,6 +205,13 @@ class EgressProxy:
             except OSError as exc:
                 error = exc
         raise error or OSError(f"{host} has no address")
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes:

@@ -3,6 +3,7 @@ machine, programs in the real sandbox."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import socket
 import threading
@@ -29,6 +30,14 @@ class Site:
             def do_GET(self) -> None:
                 site.requests.append(self.path)
                 body = f"hello from {address}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # the body arrives whole, answered with its digest
+                size = int(self.headers["Content-Length"])
+                body = hashlib.sha256(self.rfile.read(size)).hexdigest().encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -172,3 +181,70 @@ async def test_without_an_allow_list_there_is_no_proxy(sites: tuple[Site, Site])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.decode().splitlines() == ["None", "error URLError"]
     assert result.network is None and allowed.requests == []
+
+
+@pytest.fixture
+def echo_server() -> Iterator[tuple[str, int]]:
+    """A TCP server on 127.0.0.2 that sends back everything it reads, then closes."""
+    server = socket.create_server(("127.0.0.2", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            with client:
+                while data := client.recv(65536):
+                    client.sendall(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield "127.0.0.2", server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+async def test_a_tunnel_carries_megabytes_both_ways_intact(echo_server: tuple[str, int]) -> None:
+    """CONNECT to a raw TCP service: 4 MiB up and back through the forwarder and the proxy,
+    byte for byte, with the half-close passed along."""
+    host, port = echo_server
+    code = (
+        "import hashlib, os, socket, threading\n"
+        "sock = socket.create_connection(('127.0.0.1', 3128))\n"
+        f"sock.sendall(b'CONNECT {host}:{port} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+        "head = b''\n"
+        "while not head.endswith(b'\\r\\n\\r\\n'):\n"
+        "    head += sock.recv(1)\n"
+        "print(head.split(b'\\r\\n')[0].decode())\n"
+        "payload = os.urandom(4 * 1024 * 1024)\n"
+        "def send():\n"
+        "    sock.sendall(payload)\n"
+        "    sock.shutdown(socket.SHUT_WR)\n"
+        "threading.Thread(target=send).start()\n"
+        "back = bytearray()\n"
+        "while chunk := sock.recv(65536):\n"
+        "    back += chunk\n"
+        "print(len(back), hashlib.sha256(back).digest() == hashlib.sha256(payload).digest())\n"
+    )
+    result = await run_code("python", code, egress=EgressPolicy.parse([f"{host}:{port}"]))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.decode().splitlines() == [
+        "HTTP/1.1 200 Connection Established",
+        f"{4 * 1024 * 1024} True",
+    ]
+
+
+async def test_a_plain_http_request_body_passes_whole(sites: tuple[Site, Site]) -> None:
+    allowed, _ = sites
+    code = (
+        "import hashlib, os, urllib.request\n"
+        "body = os.urandom(3 * 1024 * 1024)\n"
+        f"answer = urllib.request.urlopen(urllib.request.Request({allowed.url!r}, data=body))\n"
+        "print(answer.read().decode() == hashlib.sha256(body).hexdigest())\n"
+    )
+    result = await run_code("python", code, egress=EgressPolicy.parse([allowed.address]))
+    assert (result.exit_code, result.stdout) == (0, b"True\n"), result.stderr
