@@ -83,7 +83,7 @@ async def docker_latency(runs: int = 20) -> dict[str, float]:
     with engine_url() as url:
         image = _python_image(url)
         native = NativeBackend()
-        python = native._resolver.resolve("python3").executable
+        python = native.resolver.resolve("python3").executable
         docker_request = SandboxRequest(
             files={}, run=StepSpec(argv=("python3", "-c", "pass"), limits=DEFAULT_RUN_LIMITS),
             image=image,

@@ -138,6 +138,37 @@ class NetworkPolicyError(ForgeAIError):
     CODE = "FORGEAI-E131"
 
 
+class DependencySpecError(ForgeAIError):
+    """Declared dependencies cannot be read: a malformed PEP 723 block, an invalid
+    requirement, a requirements file that is missing or uses options."""
+
+    CODE = "FORGEAI-E140"
+
+
+class DependencyInstallError(ForgeAIError):
+    """Installing declared dependencies failed (the run did not start, nothing was cached)."""
+
+    CODE = "FORGEAI-E141"
+
+
+class UnknownPackageError(DependencyInstallError):
+    """A declared package is not on the index."""
+
+    CODE = "FORGEAI-E142"
+
+
+class DependencyConflictError(DependencyInstallError):
+    """The declared requirements cannot all be satisfied together (or not by this Python)."""
+
+    CODE = "FORGEAI-E143"
+
+
+class IndexUnreachableError(DependencyInstallError):
+    """The package index cannot be reached."""
+
+    CODE = "FORGEAI-E144"
+
+
 class PluginError(ForgeAIError):
     """A plugin was refused or failed; the message names the plugin and the failed check."""
 

@@ -137,14 +137,14 @@ def _python_environment(choice: EnvironmentChoice) -> ProjectEnvironment | None:
 
 def _python_at(given: Path, found_by: str, *, strict: bool) -> ProjectEnvironment | None:
     try:
-        return _inspect_python(given.absolute(), found_by)
+        return inspect_python(given.absolute(), found_by)
     except ProjectEnvironmentError:
         if strict:
             raise
         return None
 
 
-def _inspect_python(given: Path, found_by: str) -> ProjectEnvironment:
+def inspect_python(given: Path, found_by: str) -> ProjectEnvironment:
     """A virtualenv folder, a Python prefix (conda, a standalone build), or an interpreter
     inside one of them."""
     what = f"{found_by} {given}"

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 PROTOCOL = 1
 ENV_NAMES = ("PATH", "HOME", "TMPDIR", "VIRTUAL_ENV", "CONDA_PREFIX")
-ENV_PREFIXES = ("FORGEAI_", "PYENV_", "RUSTUP_", "CARGO_", "DOCKER_", "XDG_")
+ENV_PREFIXES = ("FORGEAI_", "PYENV_", "RUSTUP_", "CARGO_", "DOCKER_", "XDG_", "UV_", "PIP_")
 TOOL_FILES = (".python-version", "rust-toolchain.toml", "rust-toolchain")
 """Files a version manager reads from the working directory up (pyenv, rustup)."""
 ACCEPT_TIMEOUT = 5.0

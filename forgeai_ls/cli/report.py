@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import signal as signals
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgeai_ls.project_env import ProjectEnvironment
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, ResourceLimits
+
+if TYPE_CHECKING:
+    from forgeai_ls.dependencies.for_run import DependencyReport
+    from forgeai_ls.project_env import ProjectEnvironment
 
 EXIT_TIMEOUT = 124
 """The wall-clock limit stopped the program (GNU timeout's convention)."""
@@ -59,6 +62,7 @@ def result_json(
     plugin: str,
     backend: str,
     environment: ProjectEnvironment | None = None,
+    dependencies: DependencyReport | None = None,
 ) -> dict[str, Any]:
     def text(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
@@ -69,6 +73,7 @@ def result_json(
         "plugin": plugin,
         "backend": backend,
         "environment": environment.model_dump(mode="json") if environment else None,
+        "dependencies": dependencies.model_dump(mode="json") if dependencies else None,
         "exit_code": result.exit_code,
         "signal": result.signal,
         "stdout": text(result.stdout),

@@ -39,6 +39,9 @@ class RunOptions:
     """The client's working directory (``relative_to``); None: this process's."""
     allow_net: tuple[str, ...] = ()
     """``--allow-net``: hosts the program may reach through the egress proxy."""
+    deps: str | None = None
+    """``--deps [FILE]``: install a requirements file or pyproject.toml's dependencies
+    ("auto": the one beside the program)."""
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -47,7 +50,10 @@ class RunOptions:
             stdin = str(directory / stdin)
         file = directory / self.file if self.file is not None else None
         env = str(directory / Path(self.env).expanduser()) if self.env is not None else None
-        return dataclasses.replace(self, file=file, stdin=stdin, env=env, cwd=directory)
+        deps = self.deps
+        if deps is not None and deps != "auto":
+            deps = str(directory / Path(deps).expanduser())
+        return dataclasses.replace(self, file=file, stdin=stdin, env=env, cwd=directory, deps=deps)
 
 
 Runner = Callable[[RunOptions], int]
@@ -122,6 +128,18 @@ def run(
             show_default=False,
         ),
     ] = None,
+    deps: Annotated[
+        str | None,
+        typer.Option(
+            "--deps",
+            is_flag=False,
+            flag_value="auto",
+            help="Install dependencies first: --deps alone reads requirements.txt (else "
+            "pyproject.toml) beside the file, --deps FILE that file. A PEP 723 '# /// script' "
+            "block is always read. Installed in a sandbox, cached.",
+            show_default=False,
+        ),
+    ] = None,
     project_env: Annotated[
         bool,
         typer.Option(
@@ -169,6 +187,7 @@ def run(
         env=env,
         project_env=project_env,
         allow_net=tuple(allow_net or ()),
+        deps=deps,
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

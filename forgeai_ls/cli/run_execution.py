@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal as signals
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,12 @@ from forgeai_ls.cli.run import RunOptions
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
 from forgeai_ls.cli.terminal import Terminal
 from forgeai_ls.cli.terminal_filter import TerminalFilter
+from forgeai_ls.dependencies.declared import DeclaredDependencies
+from forgeai_ls.dependencies.for_run import (
+    DependencyReport,
+    declared_dependencies,
+    dependency_environment,
+)
 from forgeai_ls.errors import ProjectEnvironmentError, StdinSourceError, UsageError
 from forgeai_ls.notices import first_time
 from forgeai_ls.plugins.bridge import PluginExecutor
@@ -47,6 +54,8 @@ class SelectedRun:
     """The project environment the run uses (``project_env``)."""
     egress: EgressPolicy | None = None
     """``--allow-net``: the hosts the run may reach."""
+    declared: DeclaredDependencies | None = None
+    """Dependencies to install before the run (PEP 723, ``--deps``)."""
 
 
 def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
@@ -88,8 +97,15 @@ def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
         if options.backend != "native":
             raise UsageError("--allow-net needs the native backend")
         egress = EgressPolicy.parse(options.allow_net)
+    declared = None
+    if executor.code_executor is None and options.backend == "native":
+        declared = declared_dependencies(
+            executor.language(language).spec.run[0], code, file=options.file, deps=options.deps
+        )
+    elif options.deps is not None:
+        raise UsageError("--deps needs the native backend")
     return SelectedRun(
-        executor, language, code, file_name, extra_files, limits, environment, egress
+        executor, language, code, file_name, extra_files, limits, environment, egress, declared
     )
 
 
@@ -153,6 +169,9 @@ async def stream_run(
     if notice is not None:
         with contextlib.suppress(BrokenPipeError):
             await write(terminal.stderr_fd, f"forgeai: {notice}\n".encode())
+    environment, dependencies = run.environment, None
+    if run.declared is not None:
+        environment, dependencies = await _install(run, terminal, write, as_json)
     events = run.executor.stream(
         run.language,
         run.code,
@@ -160,7 +179,7 @@ async def stream_run(
         limits=run.limits,
         stdin=stdin,
         extra_files=run.extra_files,
-        environment=run.environment,
+        environment=environment,
         egress=run.egress,
     )
     filters = (
@@ -183,10 +202,47 @@ async def stream_run(
                     for fd, screen in filters.items():
                         if rest := screen.end():
                             await write(fd, rest)
-                    return await _finish(event, run, terminal, as_json, write)
+                    return await _finish(
+                        event, run, terminal, as_json, write, environment, dependencies
+                    )
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
     raise RuntimeError("the sandbox ended without a result")
+
+
+async def _install(
+    run: SelectedRun,
+    terminal: Terminal,
+    write: Callable[[int, bytes], Awaitable[None]],
+    as_json: bool,
+) -> tuple[ProjectEnvironment, DependencyReport]:
+    """The run's declared dependencies, installed (or found in the cache); what is being
+    installed is said on stderr (not with --json)."""
+    assert run.declared is not None
+    backend = run.executor.backend
+    assert isinstance(backend, NativeBackend)
+    said: list[str] = []
+    started = time.monotonic()
+
+    def progress(text: str) -> None:
+        said.append(text)
+
+    install = asyncio.ensure_future(
+        dependency_environment(run.declared, backend, base=run.environment, progress=progress)
+    )
+    shown = 0
+    while not install.done():
+        await asyncio.wait([install], timeout=0.05)
+        for text in said[shown:]:
+            if not as_json:
+                await write(terminal.stderr_fd, f"forgeai: {text}...\n".encode())
+        shown = len(said)
+    environment, report = install.result()
+    if not report.cached and not as_json:
+        seconds = time.monotonic() - started
+        line = f"forgeai: installed {', '.join(report.installed)} in {seconds:.1f} s\n"
+        await write(terminal.stderr_fd, line.encode())
+    return environment, report
 
 
 def limits_notice(run: SelectedRun) -> str | None:
@@ -204,6 +260,8 @@ async def _finish(
     terminal: Terminal,
     as_json: bool,
     write: Callable[[int, bytes], Awaitable[None]],
+    environment: ProjectEnvironment | None,
+    dependencies: DependencyReport | None,
 ) -> int:
     result = event.result
     if result.network is not None and not as_json:
@@ -216,7 +274,8 @@ async def _finish(
             language=run.language,
             plugin=run.executor.name,
             backend=run.executor.backend.name,
-            environment=run.environment,
+            environment=environment,
+            dependencies=dependencies,
         )
         await write(terminal.stdout_fd, terminal.json_line(document))
     else:

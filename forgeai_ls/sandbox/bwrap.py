@@ -31,6 +31,7 @@ _SYSTEM_TREES = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 class Mount:
     source: str
     target: str
+    writable: bool = False
 
 
 @dataclass(slots=True)
@@ -106,7 +107,7 @@ def build_command(
     args += ["--size", str(disk_bytes), "--tmpfs", "/tmp"]
     args += ["--size", str(disk_bytes), "--tmpfs", WORK_DIR]
     for mount in toolchain_mounts:  # after the tmpfs mounts, which would hide them
-        args += ["--ro-bind", mount.source, mount.target]
+        args += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     for name, content in files.items():
         for parent in _parent_dirs(name):
             args += ["--dir", parent]

@@ -82,7 +82,8 @@ class NativeBackend:
         pools: PoolSettings | None = None,
         compile_cache: CompileCache | None = None,
     ) -> None:
-        self._resolver = resolver or ToolchainResolver()
+        self.resolver = resolver or ToolchainResolver()
+        """How command names become the host's executables (and what to mount for them)."""
         self.pools = WarmPools(pools) if pools is not None and pools.size > 0 else None
         """Warm slots for requests that allow them (``SandboxRequest.warm``); None: off."""
         self.compile_cache = compile_cache
@@ -200,7 +201,7 @@ class NativeBackend:
         was stored, else compiled and stored when it succeeds."""
         cache = self.compile_cache
         assert cache is not None
-        compiler = self._resolver.resolve(spec.argv[0]).executable
+        compiler = self.resolver.resolve(spec.argv[0]).executable
         key = cache.key({**request.files, **request.readonly_files}, spec, compiler)
         cached = cache.lookup(key)
         if cached is not None:
@@ -329,7 +330,7 @@ class NativeBackend:
             return list(argv), []
         if any(name.startswith(f"{mount.target}/") for mount in mounts):
             return list(argv), []  # a project environment's interpreter, run as it is named
-        resolved = self._resolver.resolve(name)
+        resolved = self.resolver.resolve(name)
         roots = [resolved.toolchain_root] if resolved.toolchain_root else []
         return [resolved.executable, *argv[1:]], roots
 
@@ -356,7 +357,7 @@ class NativeBackend:
         egress_env: dict[str, str] = {}
         plain_mounts: list[Mount] = []
         if egress is not None and step is StepName.RUN:
-            python = self._resolver.resolve(sys.executable)
+            python = self.resolver.resolve(sys.executable)
             if python.toolchain_root:
                 roots.append(python.toolchain_root)
             argv = forwarded_argv(python.executable, PROXY_PORT, SANDBOX_SOCKET, argv)
@@ -365,9 +366,9 @@ class NativeBackend:
             egress_env = proxy_environment(egress.policy)
         staged = host.is_root and host.stage_dir is not None
         wanted = [Mount(root, root) for root in dict.fromkeys(roots)]
-        wanted += [Mount(mount.source, mount.target) for mount in request.mounts]
+        wanted += [Mount(m.source, m.target, m.writable) for m in request.mounts]
         mounts = [
-            Mount(f"{host.stage_dir}/{i}", mount.target) if staged else mount
+            Mount(f"{host.stage_dir}/{i}", mount.target, mount.writable) if staged else mount
             for i, mount in enumerate(wanted)
         ]
         path = ":".join(dict.fromkeys([*toolchain_bins, *BASE_PATH.split(":")]))

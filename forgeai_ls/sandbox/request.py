@@ -30,7 +30,8 @@ class StepSpec(BaseModel):
 
 
 class HostMount(BaseModel):
-    """A file or folder of this machine, bound read-only into the sandbox."""
+    """A file or folder of this machine, bound into the sandbox (read-only unless
+    ``writable``: only ForgeAI's own dependency installs write to the host)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -38,6 +39,7 @@ class HostMount(BaseModel):
     """Absolute path on this machine (links resolved)."""
     target: str
     """Absolute path inside the sandbox."""
+    writable: bool = False
 
     @field_validator("source", "target")
     @classmethod

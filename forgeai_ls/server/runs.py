@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from forgeai_ls.dependencies.declared import DeclaredDependencies
+from forgeai_ls.dependencies.for_run import DependencyReport
 from forgeai_ls.plugins.bridge import PluginExecutor
 from forgeai_ls.plugins.diagnostics import extract_diagnostics
 from forgeai_ls.project_env import ProjectEnvironment
@@ -59,6 +61,8 @@ class RunTarget:
     extra_files: dict[str, bytes] = field(default_factory=dict)
     environment: ProjectEnvironment | None = None
     egress: EgressPolicy | None = None
+    declared: DeclaredDependencies | None = None
+    """PEP 723 dependencies, installed (or found in the cache) before the run starts."""
 
 
 @dataclass
@@ -156,6 +160,13 @@ class RunRegistry:
         self._runs[run.run_id] = run
         self.server.diagnostics.clear(target.uri)
         batcher = _OutputBatcher(self.server, run.run_id, target.uri)
+        dependencies = None
+        if target.declared is not None:
+            try:
+                target.environment, dependencies = await self._install(target, run)
+            except BaseException:
+                self._runs.pop(run.run_id, None)
+                raise
         environment = (
             target.environment.model_dump(mode="json", by_alias=True)
             if target.environment is not None
@@ -199,6 +210,7 @@ class RunRegistry:
             **run_summary(run.run_id, target.uri, result),
             "cancelled": False,
             "environment": environment,
+            "dependencies": dependencies.model_dump(mode="json") if dependencies else None,
         }
         self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
         self._end_progress(run, f"exit {result.exit_code if result.exit_code is not None else '-'}")
@@ -208,6 +220,57 @@ class RunRegistry:
             "stderr": result.stderr.decode(errors="replace"),
             "compileFailed": result.compile_failed,
         }
+
+    async def _install(
+        self, target: RunTarget, run: _ActiveRun
+    ) -> tuple[ProjectEnvironment, DependencyReport]:
+        """The run's dependencies, with a work-done progress while they install; a failure
+        fails the command (the run does not start)."""
+        from forgeai_ls.dependencies.for_run import dependency_environment
+        from forgeai_ls.errors import ForgeAIError
+        from forgeai_ls.sandbox import NativeBackend
+        from forgeai_ls.server.rpc import rpc_error
+
+        assert target.declared is not None
+        backend = target.executor.backend
+        assert isinstance(backend, NativeBackend)
+        token = f"forgeai-install-{run.run_id}"
+        can_show = self._can_show_progress() and await self._create_token(token)
+        shown = False
+
+        def progress(text: str) -> None:
+            nonlocal shown
+            if can_show and not shown:
+                shown = True
+                self.server.work_done_progress.begin(
+                    token, types.WorkDoneProgressBegin(title="ForgeAI", message=f"{text}...")
+                )
+            self.server.protocol.notify(
+                "window/logMessage",
+                types.LogMessageParams(type=types.MessageType.Info, message=f"ForgeAI: {text}"),
+            )
+
+        try:
+            return await dependency_environment(
+                target.declared, backend, base=target.environment, progress=progress
+            )
+        except ForgeAIError as error:
+            raise rpc_error(error) from None
+        finally:
+            if shown:
+                self.server.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+    def _can_show_progress(self) -> bool:
+        capabilities = self.server.client_capabilities
+        return bool(capabilities.window and capabilities.window.work_done_progress)
+
+    async def _create_token(self, token: str) -> bool:
+        try:
+            await asyncio.wait_for(self.server.work_done_progress.create_async(token), 2)
+        except (TimeoutError, Exception) as exc:  # a client that refuses still gets the run
+            log.debug("no progress %s: %s", token, exc)
+            return False
+        return True
 
     async def _consume(self, target: RunTarget, batcher: _OutputBatcher) -> ExecutionResult:
         events = target.executor.stream(
@@ -244,14 +307,8 @@ class RunRegistry:
         self.server.diagnostics.publish(target.uri, found)
 
     async def _begin_progress(self, run: _ActiveRun, target: RunTarget) -> None:
-        capabilities = self.server.client_capabilities
-        if not (capabilities.window and capabilities.window.work_done_progress):
-            return
         token = f"forgeai-run-{run.run_id}"
-        try:
-            await asyncio.wait_for(self.server.work_done_progress.create_async(token), 2)
-        except (TimeoutError, Exception) as exc:  # a client that refuses still gets the run
-            log.debug("no progress for run %s: %s", run.run_id, exc)
+        if not self._can_show_progress() or not await self._create_token(token):
             return
         run.progress_token = token
         self.server.work_done_progress.begin(

@@ -35,6 +35,7 @@ from forgeai_ls.server.protocol import ForgeAIProtocol
 from forgeai_ls.server.rpc import SOURCE, rpc_error
 
 if TYPE_CHECKING:  # loaded in the background after start (docker-py: only when chosen)
+    from forgeai_ls.dependencies.declared import DeclaredDependencies
     from forgeai_ls.plugins.bridge import PluginExecutor
     from forgeai_ls.plugins.manager import BlockedPlugin, PluginManager
     from forgeai_ls.project_env import ProjectEnvironment
@@ -415,6 +416,23 @@ class ForgeAIServer(LanguageServer):
             if folder and (Path(folder) == path or Path(folder) in path.parents)
         ]
         return max(holding, key=lambda folder: len(folder.parts), default=None)
+
+    def declared_for(
+        self, uri: str, executor: PluginExecutor, language: str, code: str
+    ) -> DeclaredDependencies | None:
+        """The PEP 723 dependencies of the code a run of ``uri`` runs (native backend)."""
+        from forgeai_ls.dependencies.for_run import declared_dependencies
+
+        if executor.code_executor is not None or self.settings.backend != "native":
+            return None
+        path = uris.to_fs_path(uri) if uri.startswith("file:") else None
+        command = executor.language(language).spec.run[0]
+        try:
+            return declared_dependencies(
+                command, code, file=Path(path) if path else None, deps=None
+            )
+        except ForgeAIError as error:
+            raise rpc_error(error) from None
 
     def egress(self) -> EgressPolicy | None:
         """The allow-list of runs (``forgeai.network.allow``), unless the whole network is

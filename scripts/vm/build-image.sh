@@ -24,11 +24,16 @@ debootstrap --variant=minbase --include="$packages" bookworm "$root" \
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
-# Network plumbing for the build only (pip): this machine's resolver and, behind a
-# TLS-intercepting proxy, its CA.
+# Network plumbing for the build only (pip): this machine's resolver and the certificates
+# its own pip trusts (PIP_CERT / SSL_CERT_FILE: behind a TLS-intercepting proxy, a bundle with
+# the proxy's CA), else the proxy's CA file itself.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 pip_env=()
-if [ -f "$extra_ca" ]; then
+bundle=${PIP_CERT:-${SSL_CERT_FILE:-}}
+if [ -n "$bundle" ] && [ -f "$bundle" ]; then
+  cp "$bundle" "$root/etc/forgeai-build-ca.pem"
+  pip_env=(PIP_CERT=/etc/forgeai-build-ca.pem)
+elif [ -f "$extra_ca" ]; then
   cp "$extra_ca" "$root/usr/local/share/ca-certificates/extra-egress-ca.crt"
   in_root update-ca-certificates >/dev/null
   pip_env=(PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
@@ -76,7 +81,7 @@ UNIT
 ln -sf /etc/systemd/system/forgeai-vm-test.service \
   "$root/etc/systemd/system/multi-user.target.wants/forgeai-vm-test.service"
 
-rm -f "$root/etc/resolv.conf"
+rm -f "$root/etc/resolv.conf" "$root/etc/forgeai-build-ca.pem"
 cp "$root"/boot/vmlinuz-* "$out/vmlinuz"
 cp "$root"/boot/initrd.img-* "$out/initrd.img"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

@@ -84,6 +84,7 @@ def register(server: ForgeAIServer) -> None:
                 extra_files=_siblings(uri),
                 environment=ls.environment_for(uri, executor, language),
                 egress=ls.egress(),
+                declared=ls.declared_for(uri, executor, language, document.source),
             )
         )
 
@@ -124,6 +125,7 @@ def register(server: ForgeAIServer) -> None:
                 placement=placement,
                 environment=ls.environment_for(uri, executor, language),
                 egress=ls.egress(),
+                declared=ls.declared_for(uri, executor, language, code),
             )
         )
 

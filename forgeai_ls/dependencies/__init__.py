@@ -1,0 +1,1 @@
+"""Declared dependencies: read, installed in a sandbox, cached as read-only environments."""
