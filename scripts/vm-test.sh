@@ -41,7 +41,8 @@ if [ ! -f "$image/ready" ]; then
   rm -rf "$image"
   mkdir -p "$image"
   FRESH_EXTRA_CA=$extra_ca bash scripts/vm/build-image.sh "$image" "$repo" >"$image.log" 2>&1 \
-    || { tail -30 "$image.log" >&2; echo "vm-test: image build failed (log: $image.log)" >&2; exit 1; }
+    || { tail -30 "$image.log" >&2; rm -rf "$image"
+         echo "vm-test: image build failed (log: $image.log)" >&2; exit 1; }
   touch "$image/ready"
   echo "vm-test: image built in $(ms_since "$begin") ms ($image)"
   # Older images of other inputs are not needed any more.

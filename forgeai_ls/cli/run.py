@@ -40,8 +40,8 @@ class RunOptions:
     allow_net: tuple[str, ...] = ()
     """``--allow-net``: hosts the program may reach through the egress proxy."""
     deps: str | None = None
-    """``--deps [FILE]``: install a requirements file or pyproject.toml's dependencies
-    ("auto": the one beside the program)."""
+    """``--deps`` ("auto": requirements.txt or pyproject.toml beside the program) or
+    ``--deps-file FILE``: dependencies to install first."""
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -129,14 +129,19 @@ def run(
         ),
     ] = None,
     deps: Annotated[
-        str | None,
+        bool,
         typer.Option(
             "--deps",
-            is_flag=False,
-            flag_value="auto",
-            help="Install dependencies first: --deps alone reads requirements.txt (else "
-            "pyproject.toml) beside the file, --deps FILE that file. A PEP 723 '# /// script' "
-            "block is always read. Installed in a sandbox, cached.",
+            help="Install the dependencies in requirements.txt (else pyproject.toml) beside "
+            "the file first, in a sandbox, cached. A PEP 723 '# /// script' block is always "
+            "read.",
+        ),
+    ] = False,
+    deps_file: Annotated[
+        str | None,
+        typer.Option(
+            "--deps-file",
+            help="Like --deps, from this requirements file or pyproject.toml.",
             show_default=False,
         ),
     ] = None,
@@ -187,7 +192,7 @@ def run(
         env=env,
         project_env=project_env,
         allow_net=tuple(allow_net or ()),
-        deps=deps,
+        deps=deps_file if deps_file is not None else ("auto" if deps else None),
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

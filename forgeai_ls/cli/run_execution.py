@@ -103,7 +103,7 @@ def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
             executor.language(language).spec.run[0], code, file=options.file, deps=options.deps
         )
     elif options.deps is not None:
-        raise UsageError("--deps needs the native backend")
+        raise UsageError("--deps and --deps-file need the native backend")
     return SelectedRun(
         executor, language, code, file_name, extra_files, limits, environment, egress, declared
     )

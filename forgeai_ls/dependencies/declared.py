@@ -90,7 +90,7 @@ def dependencies_file(path: Path) -> DeclaredDependencies:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DependencySpecError(
-            f"{path}: no such file", hint="--deps FILE names a requirements file or pyproject.toml"
+            f"{path}: no such file", hint="--deps-file names a requirements file or pyproject.toml"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DependencySpecError(f"{path}: cannot be read ({exc})") from None

@@ -2,7 +2,7 @@
 into the environment the run uses (see ``installer``).
 
 A Python program's PEP 723 block is always read; a requirements file or ``pyproject.toml``
-beside it only when asked (``--deps``, ``--deps FILE``). With dependencies, the run uses the
+beside it only when asked (``--deps``, ``--deps-file FILE``). With dependencies, the run uses the
 installed environment instead of the project's (as ``uv run --script`` does): the project
 environment, when one was named, gives the interpreter it is built with.
 """
@@ -60,15 +60,15 @@ def declared_dependencies(
     elif deps == AUTO:
         if file is None:
             raise DependencySpecError(
-                "--deps without a file needs a program file to look beside",
-                hint="name the file: --deps requirements.txt",
+                "--deps needs a program file to look beside (or --deps-file FILE)",
+                hint="name the file: --deps-file requirements.txt",
             )
         candidates = [file.parent / "requirements.txt", file.parent / "pyproject.toml"]
         chosen = next((path for path in candidates if path.is_file()), None)
         if chosen is None:
             raise DependencySpecError(
                 f"--deps: neither requirements.txt nor pyproject.toml is beside {file}",
-                hint="name the file: --deps path/to/requirements.txt",
+                hint="name the file: --deps-file path/to/requirements.txt",
             )
         found = dependencies_file(chosen)
     else:

@@ -79,11 +79,11 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_index(index_root: Path, address: str = "127.0.0.4") -> Iterator[str]:
+def serve_index(index_root: Path, address: str = "127.0.0.4", port: int = 0) -> Iterator[str]:
     """The index served over HTTP; yields its simple API URL."""
     (index_root / "simple").mkdir(parents=True, exist_ok=True)
     handler = functools.partial(_Quiet, directory=str(index_root))
-    server = ThreadingHTTPServer((address, 0), handler)
+    server = ThreadingHTTPServer((address, port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
