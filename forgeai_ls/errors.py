@@ -169,6 +169,13 @@ class IndexUnreachableError(DependencyInstallError):
     CODE = "FORGEAI-E144"
 
 
+class ArtifactOutputError(ForgeAIError):
+    """A run's files out cannot be saved where asked (``--out``): not a folder, not empty,
+    a file that would be overwritten."""
+
+    CODE = "FORGEAI-E150"
+
+
 class PluginError(ForgeAIError):
     """A plugin was refused or failed; the message names the plugin and the failed check."""
 

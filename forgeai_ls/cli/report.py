@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from forgeai_ls.sandbox import ExecutionResult, LimitKind, ResourceLimits
 
 if TYPE_CHECKING:
+    from forgeai_ls.artifact_files import SavedArtifact
     from forgeai_ls.dependencies.for_run import DependencyReport
     from forgeai_ls.project_env import ProjectEnvironment
 
@@ -63,6 +64,7 @@ def result_json(
     backend: str,
     environment: ProjectEnvironment | None = None,
     dependencies: DependencyReport | None = None,
+    artifacts: tuple[list[SavedArtifact], tuple[str, ...]] = ([], ()),
 ) -> dict[str, Any]:
     def text(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
@@ -74,6 +76,8 @@ def result_json(
         "backend": backend,
         "environment": environment.model_dump(mode="json") if environment else None,
         "dependencies": dependencies.model_dump(mode="json") if dependencies else None,
+        "artifacts": [item.model_dump(mode="json") for item in artifacts[0]],
+        "artifacts_skipped": list(artifacts[1]),
         "exit_code": result.exit_code,
         "signal": result.signal,
         "stdout": text(result.stdout),

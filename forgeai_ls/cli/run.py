@@ -42,6 +42,9 @@ class RunOptions:
     deps: str | None = None
     """``--deps`` ("auto": requirements.txt or pyproject.toml beside the program) or
     ``--deps-file FILE``: dependencies to install first."""
+    out: Path | None = None
+    """``--out DIR``: where the program's files out go (default ./forgeai-out/RUN/)."""
+    force: bool = False
 
     def relative_to(self, directory: Path) -> RunOptions:
         """The options with relative paths taken from ``directory`` (a client's cwd)."""
@@ -53,7 +56,10 @@ class RunOptions:
         deps = self.deps
         if deps is not None and deps != "auto":
             deps = str(directory / Path(deps).expanduser())
-        return dataclasses.replace(self, file=file, stdin=stdin, env=env, cwd=directory, deps=deps)
+        out = directory / self.out.expanduser() if self.out is not None else None
+        return dataclasses.replace(
+            self, file=file, stdin=stdin, env=env, cwd=directory, deps=deps, out=out
+        )
 
 
 Runner = Callable[[RunOptions], int]
@@ -145,6 +151,18 @@ def run(
             show_default=False,
         ),
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where files the program writes to /work/out ($FORGEAI_OUTPUT_DIR) are "
+            "copied (default: ./forgeai-out/RUN/, made only when there are some).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let --out replace files of the same name.")
+    ] = False,
     project_env: Annotated[
         bool,
         typer.Option(
@@ -193,6 +211,8 @@ def run(
         project_env=project_env,
         allow_net=tuple(allow_net or ()),
         deps=deps_file if deps_file is not None else ("auto" if deps else None),
+        out=out,
+        force=force,
     )
     if callable(ctx.obj):
         runner: Runner = ctx.obj

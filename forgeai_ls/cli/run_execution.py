@@ -12,6 +12,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeai_ls.artifact_files import (
+    SavedArtifact,
+    check_output_dir,
+    new_run_name,
+    save_artifacts,
+)
 from forgeai_ls.cli.report import exit_status, result_json, status_line
 from forgeai_ls.cli.run import RunOptions
 from forgeai_ls.cli.stdin_forwarding import forwardable, read_fd_chunks
@@ -31,6 +37,7 @@ from forgeai_ls.plugins.manager import PluginManager
 from forgeai_ls.plugins.source import check_source_text, read_source_file, sibling_sources
 from forgeai_ls.project_env import EnvironmentChoice, ProjectEnvironment, project_environment
 from forgeai_ls.sandbox import ExecutionFinished, NativeBackend, OutputChunk, ResourceLimits
+from forgeai_ls.sandbox.artifacts import Artifacts
 from forgeai_ls.sandbox.egress_policy import EgressPolicy
 
 MIB = 1024 * 1024
@@ -56,6 +63,9 @@ class SelectedRun:
     """``--allow-net``: the hosts the run may reach."""
     declared: DeclaredDependencies | None = None
     """Dependencies to install before the run (PEP 723, ``--deps``)."""
+    out: Path | None = None
+    """Where files out go: ``--out``, else ``./forgeai-out/RUN/`` (made when there are some)."""
+    force: bool = False
 
 
 def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
@@ -104,8 +114,21 @@ def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
         )
     elif options.deps is not None:
         raise UsageError("--deps and --deps-file need the native backend")
+    if options.out is not None:
+        check_output_dir(options.out, force=options.force)
+    out = options.out or (options.cwd or Path.cwd()) / "forgeai-out" / new_run_name()
     return SelectedRun(
-        executor, language, code, file_name, extra_files, limits, environment, egress, declared
+        executor,
+        language,
+        code,
+        file_name,
+        extra_files,
+        limits,
+        environment,
+        egress,
+        declared,
+        out,
+        options.force,
     )
 
 
@@ -245,6 +268,19 @@ async def _install(
     return environment, report
 
 
+def _artifact_lines(
+    artifacts: Artifacts, saved: list[SavedArtifact], directory: Path | None
+) -> list[str]:
+    lines = []
+    if saved:
+        names = ", ".join(item.name for item in saved[:10])
+        more = f" and {len(saved) - 10} more" if len(saved) > 10 else ""
+        count = f"{len(saved)} file{'s' * (len(saved) != 1)}"
+        lines.append(f"{count} out in {directory}/: {names}{more}")
+    lines += [f"not copied: {reason}" for reason in artifacts.skipped]
+    return lines
+
+
 def limits_notice(run: SelectedRun) -> str | None:
     """The once-per-boot line when the native sandbox's limits fall back to rlimits here."""
     backend = run.executor.backend
@@ -264,6 +300,12 @@ async def _finish(
     dependencies: DependencyReport | None,
 ) -> int:
     result = event.result
+    saved: list[SavedArtifact] = []
+    if result.artifacts is not None and not result.artifacts.empty:
+        saved = save_artifacts(result.artifacts, run.out or Path("forgeai-out"), force=run.force)
+        if not as_json:
+            for said in _artifact_lines(result.artifacts, saved, run.out):
+                await write(terminal.stderr_fd, f"forgeai: {said}\n".encode())
     if result.network is not None and not as_json:
         for blocked in result.network.denied:
             notice = f"forgeai: connection to {blocked} blocked (add it to --allow-net to permit)"
@@ -276,6 +318,7 @@ async def _finish(
             backend=run.executor.backend.name,
             environment=environment,
             dependencies=dependencies,
+            artifacts=(saved, result.artifacts.skipped if result.artifacts else ()),
         )
         await write(terminal.stdout_fd, terminal.json_line(document))
     else:

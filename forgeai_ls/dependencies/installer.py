@@ -4,9 +4,10 @@ The install step is a sandboxed run like any other, with limits of its own (``IN
 no host files but the interpreter, the uv binary (ForgeAI's pinned dependency) and the one
 folder being built, which is bound writable at the path the environment will have; network
 only to the package index, through the egress proxy. It runs ``uv venv`` with the
-interpreter, ``uv pip install`` of the requirements from the index, and ``uv pip freeze``
-(the resolved set, kept in the cache's metadata). uv's download cache lives in the sandbox's
-own ``/tmp``: nothing one install builds can reach another. On failure uv's message is
+interpreter and ``uv pip install`` of the requirements from the index; the resolved set is
+read back from the environment's ``.dist-info`` folders into the cache's metadata. uv's
+download cache lives in the sandbox's own ``/tmp``: nothing one install builds can reach
+another. On failure uv's message is
 classified (an unknown package, a conflict, an unreachable index), the folder is removed and
 the run does not start.
 """
@@ -14,7 +15,8 @@ the run does not start.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from forgeai_ls.dependencies.declared import DeclaredDependencies
@@ -62,23 +65,39 @@ UV_IN_SANDBOX = "/run/forgeai/uv"
 _SCRIPT = """set -e
 "$1" venv --quiet --python "$2" "$3"
 "$1" pip install --quiet --python "$3/bin/python" --index-url "$4" -r /work/requirements.txt
-"$1" pip freeze --python "$3/bin/python"
 """
 Progress = Callable[[str], None]
 
 
-@functools.cache
-def _interpreter_version(executable: str) -> str:
-    done = subprocess.run(
-        [executable, "-I", "-S", "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        raise ToolchainNotFoundError(f"{executable} did not say its version: {done.stderr[-200:]}")
-    return done.stdout.strip()
+def _asked_once(memo: Path, argv: list[str]) -> str:
+    """The output of ``argv`` (a tool saying its version), remembered in ``memo`` for as long
+    as the executable is unchanged (same path, size and modification time): a cached run
+    starts no process to learn it again."""
+    stat = os.stat(argv[0])
+    entry = f"{argv[0]}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(entry), str):
+        return str(known[entry])
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    answer = done.stdout.strip()
+    if done.returncode != 0 or not answer:
+        raise ToolchainNotFoundError(f"{argv[0]} did not say its version: {done.stderr[-200:]}")
+    known = known if isinstance(known, dict) else {}
+    known[entry] = answer
+    with contextlib.suppress(OSError):
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        scratch = memo.with_name(f"{memo.name}.{os.getpid()}")
+        scratch.write_text(json.dumps(known))
+        scratch.replace(memo)
+    return answer
+
+
+def _interpreter_version(executable: str, cache: EnvironmentCache) -> str:
+    script = "import platform; print(platform.python_version())"
+    return _asked_once(cache.root / ".versions.json", [executable, "-I", "-S", "-c", script])
 
 
 def uv_binary() -> str:
@@ -97,10 +116,8 @@ def uv_binary() -> str:
     return os.path.realpath(found)
 
 
-@functools.cache
-def _uv_version(binary: str) -> str:
-    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    return done.stdout.strip() or "uv"
+def _uv_version(binary: str, cache: EnvironmentCache) -> str:
+    return _asked_once(cache.root / ".versions.json", [binary, "--version"])
 
 
 async def prepare_environment(
@@ -116,7 +133,7 @@ async def prepare_environment(
     installed first when it is not cached yet."""
     resolved = backend.resolver.resolve(python)
     interpreter = resolved.executable
-    version = await asyncio.to_thread(_interpreter_version, interpreter)
+    version = await asyncio.to_thread(_interpreter_version, interpreter, cache)
     if declared.requires_python and Version(version) not in SpecifierSet(declared.requires_python):
         raise DependencyConflictError(
             f"the {declared.source} requires Python {declared.requires_python}; "
@@ -130,7 +147,7 @@ async def prepare_environment(
         interpreter=interpreter,
         python_version=version,
         index=index.url,
-        installer=_uv_version(uv),
+        installer=await asyncio.to_thread(_uv_version, uv, cache),
     )
     found_by = f"dependencies of the {declared.source}"
     folder = cache.lookup(key)
@@ -212,9 +229,7 @@ async def _run_uv(
         raise _classified(stderr, result.timed_out, index, declared)
     if is_root:
         await asyncio.to_thread(_own, building)
-    installed = tuple(
-        line.strip() for line in result.stdout.decode(errors="replace").splitlines() if line.strip()
-    )
+    installed = await asyncio.to_thread(_installed_set, building)
     return EnvironmentRecord(
         requirements=declared.requirements,
         installed=installed,
@@ -224,6 +239,17 @@ async def _run_uv(
         size_bytes=await asyncio.to_thread(folder_size, building),
         created=time.time(),
     )
+
+
+def _installed_set(folder: Path) -> tuple[str, ...]:
+    """``name==version`` of every distribution in the environment (its ``.dist-info``
+    folders, as ``pip freeze`` lists them)."""
+    found = []
+    for info in folder.glob("lib/python3*/site-packages/*.dist-info"):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        if name and version:
+            found.append(f"{canonicalize_name(name)}=={version}")
+    return tuple(sorted(found))
 
 
 def _own(folder: Path) -> None:

@@ -73,6 +73,7 @@ def build_command(
     disk_bytes: int,
     status_fd: int,
     seccomp_fd: int | None,
+    output_dir: str | None = None,
 ) -> BwrapCommand:
     """Assemble the bwrap invocation; memfds it creates are listed in ``pass_fds``."""
     command = BwrapCommand(argv=[bwrap])
@@ -106,6 +107,8 @@ def build_command(
         args += ["--ro-bind", os.path.realpath("/etc/resolv.conf"), "/etc/resolv.conf"]
     args += ["--size", str(disk_bytes), "--tmpfs", "/tmp"]
     args += ["--size", str(disk_bytes), "--tmpfs", WORK_DIR]
+    if output_dir is not None:  # files out (see ``artifacts``), on the work dir's tmpfs
+        args += ["--dir", output_dir]
     for mount in toolchain_mounts:  # after the tmpfs mounts, which would hide them
         args += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     for name, content in files.items():

@@ -28,6 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeai_ls.sandbox.artifacts import MAX_BYTES, MAX_FILES, OUTPUT_DIR, parse_collected
 from forgeai_ls.sandbox.bwrap import Mount, build_command
 from forgeai_ls.sandbox.cgroups import CgroupStats, RunCgroup
 from forgeai_ls.sandbox.child_setup import BWRAP_OVERHEAD_PROCESSES, ChildSetup, rlimits_for
@@ -373,6 +374,10 @@ class NativeBackend:
         ]
         path = ":".join(dict.fromkeys([*toolchain_bins, *BASE_PATH.split(":")]))
         env = {"PATH": path, **BASE_ENV, **spec.env, **egress_env}
+        collect = None
+        if step is StepName.RUN:
+            env["FORGEAI_OUTPUT_DIR"] = OUTPUT_DIR
+            collect = {"dir": OUTPUT_DIR, "max_files": MAX_FILES, "max_bytes": MAX_BYTES}
         extra_fds: list[int] = []
         if warm is not None:
             how, ready_fd = warm
@@ -398,6 +403,7 @@ class NativeBackend:
             disk_bytes=limits.disk_bytes,
             status_fd=process.status_fd,
             seccomp_fd=seccomp,
+            output_dir=OUTPUT_DIR if step is StepName.RUN else None,
         )
         pass_fds = [*command.pass_fds, *([seccomp] if seccomp is not None else []), *extra_fds]
         cgroup = None
@@ -419,7 +425,8 @@ class NativeBackend:
             if cgroup is not None:
                 cleanup += [("rmdir", os.path.dirname(attach)) for attach in cgroup.attach_files]
             handed_over, pass_fds = pass_fds, []
-            process.start(command.argv, handed_over, setup, cleanup)  # closes them, even on failure
+            # closes them, even on failure
+            process.start(command.argv, handed_over, setup, cleanup, collect)
         except BaseException:
             for fd in pass_fds:
                 os.close(fd)
@@ -505,4 +512,5 @@ def _step_result(
         duration_ms=outcome.duration_ms,
         cpu_time_ms=cpu_ms,
         peak_memory_bytes=peak,
+        artifacts=parse_collected(outcome.collected) if step is StepName.RUN else None,
     )

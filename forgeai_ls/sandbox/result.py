@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from forgeai_ls.sandbox.artifacts import Artifacts
 from forgeai_ls.sandbox.egress_policy import NetworkReport
 
 
@@ -61,6 +62,8 @@ class StepResult(BaseModel):
     cached: bool = False
     """A compile step served by the compile cache: its output and result are the stored ones
     of an identical compile (``duration_ms`` is the time the restore took)."""
+    artifacts: Artifacts | None = None
+    """A run step's files out (``artifacts``); None where nothing is collected."""
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,8 @@ class ExecutionResult(BaseModel):
     run: StepResult | None = None
     network: NetworkReport | None = None
     """With an allow-list: the connections the run attempted, allowed and denied."""
+    artifacts: Artifacts | None = None
+    """The files the run wrote to its output directory (``artifacts.OUTPUT_DIR``)."""
 
     @property
     def compile_failed(self) -> bool:
@@ -118,4 +123,5 @@ class ExecutionResult(BaseModel):
             peak_memory_bytes=deciding.peak_memory_bytes,
             compile=compile_step,
             run=run_step,
+            artifacts=run_step.artifacts if run_step is not None else None,
         )

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from forgeai_ls.errors import SandboxSetupError
 from forgeai_ls.sandbox.child_setup import ChildSetup
@@ -34,6 +35,8 @@ writes then block), so a slow consumer never makes ForgeAI hold a flood in memor
 _QUEUE_LOW_BYTES = 256 * 1024
 _BWRAP_ERROR_PREFIX = b"bwrap: "
 BACKSTOP_GRACE_SECONDS = 2.0
+COLLECTED_BYTES_CAP = 64 * 1024 * 1024 + 1024 * 1024
+"""What is read of a collection at most: its data cap and room for the frames' headers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class StepOutcome:
     usage: Usage
     """Resources used by every process of the run."""
     duration_ms: float
+    collected: bytes = b""
+    """What the supervisor read from the output directory once the sandbox ended (frames:
+    see ``artifacts``), at most ``COLLECTED_BYTES_CAP``."""
 
 
 @dataclass(slots=True)
@@ -112,6 +118,8 @@ class StepProcess:
         self._end_text = bytearray()
         self._reported_status: int | None = None
         self._reported_cpu = 0.0
+        self._collect_fd = -1
+        self._collected = bytearray()
         self.outcome: StepOutcome | None = None
 
     # -- start --------------------------------------------------------------------------------
@@ -122,31 +130,45 @@ class StepProcess:
         pass_fds: Sequence[int],
         setup: ChildSetup,
         cleanup: Sequence[tuple[str, str]] = (),
+        collect: Mapping[str, Any] | None = None,
     ) -> None:
         """Have the supervisor start bwrap; the descriptors in ``pass_fds`` (kept at their
         numbers in the sandbox) are closed here once it has them. ``cleanup``: what the
-        supervisor removes if ForgeAI dies before the sandbox ends."""
+        supervisor removes if ForgeAI dies before the sandbox ends; ``collect``: the output
+        directory it reads once the sandbox has ended (``outcome.collected``)."""
         self._started = time.monotonic()
         ends: dict[int, int] = {}
+        collect_write = -1
         try:
+            if collect is not None:
+                self._collect_fd, collect_write = os.pipe2(os.O_CLOEXEC)
+                os.set_blocking(self._collect_fd, False)
             if self._stdin is not None:
                 stdin_read, self._stdin_fd = os.pipe2(os.O_CLOEXEC)
                 ends[0] = stdin_read
             self._stdout_fd, ends[1] = os.pipe2(os.O_CLOEXEC)
             self._stderr_fd, ends[2] = os.pipe2(os.O_CLOEXEC)
             targets = {**ends, self.status_fd: self.status_fd, **{fd: fd for fd in pass_fds}}
-            self._channel = spawn(argv, targets, setup.wire(), cleanup)
+            self._channel = spawn(
+                argv,
+                targets,
+                setup.wire(),
+                cleanup,
+                (collect, collect_write) if collect is not None else None,
+            )
         except BaseException:
             os.close(self._status_read)
             self._status_read = -1
-            for fd in (self._stdin_fd, self._stdout_fd, self._stderr_fd):
+            for fd in (self._stdin_fd, self._stdout_fd, self._stderr_fd, self._collect_fd):
                 if fd >= 0:
                     os.close(fd)
-            self._stdin_fd = self._stdout_fd = self._stderr_fd = -1
+            self._stdin_fd = self._stdout_fd = self._stderr_fd = self._collect_fd = -1
             raise
         finally:
             for fd in (*ends.values(), self.status_fd, *pass_fds):
                 os.close(fd)
+            if collect_write >= 0:
+                os.close(collect_write)
 
     @property
     def pid(self) -> int | None:
@@ -216,6 +238,8 @@ class StepProcess:
         self._watch(self.ended_fd, functools.partial(self._on_exit, done))
         if self._end_fd >= 0:
             self._watch(self._end_fd, self._on_end_report)
+        if self._collect_fd >= 0:
+            self._watch(self._collect_fd, functools.partial(self._on_collected, done))
         # The supervisor's own wall clock, a little later than ForgeAI's: it holds when this
         # process is too busy (or too stuck) to end the run itself.
         self._channel.backstop(self.limits.wall_timeout + BACKSTOP_GRACE_SECONDS)
@@ -361,6 +385,21 @@ class StepProcess:
             self._drain_output()
             self._stop()  # the program is done; its interpreter's teardown is not needed
 
+    def _on_collected(self, done: asyncio.Future[None]) -> None:
+        try:
+            data = os.read(self._collect_fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        if data and len(self._collected) < COLLECTED_BYTES_CAP:
+            self._collected += data[: COLLECTED_BYTES_CAP - len(self._collected)]
+            return
+        if data:
+            return  # past the cap: read and dropped, so the collector never blocks
+        self._unwatch(self._collect_fd)
+        os.close(self._collect_fd)
+        self._collect_fd = -1
+        self._check_done(done)
+
     def _drain_output(self) -> None:
         """Deliver what the pipes hold: everything written before the end was reported."""
         for fd, reader in list(self._output_fds.items()):
@@ -379,7 +418,8 @@ class StepProcess:
         self._check_done(done)
 
     def _check_done(self, done: asyncio.Future[None]) -> None:
-        if self._exited and not self._output_fds and not done.done():
+        collecting = self._collect_fd >= 0
+        if self._exited and not self._output_fds and not collecting and not done.done():
             done.set_result(None)
 
     def _on_timeout(self, done: asyncio.Future[None]) -> None:
@@ -392,6 +432,11 @@ class StepProcess:
     def _finish(self) -> None:
         channel = self._channel
         assert channel is not None
+        if self._collect_fd >= 0:  # left early (cancelled): the output is not wanted, and a
+            with contextlib.suppress(OSError):  # collector must not wait on a full pipe
+                os.close(self._collect_fd)
+            self._collect_fd = -1
+            self._collected.clear()
         end = channel.read_end(block=True)
         assert end is not None
         channel.close()
@@ -423,6 +468,7 @@ class StepProcess:
             # CPU time came with the report (the larger figure; never both counted).
             usage=Usage(max(end.cpu_seconds, self._reported_cpu), end.max_rss_kib),
             duration_ms=(time.monotonic() - self._started) * 1000,
+            collected=bytes(self._collected),
         )
 
     async def _feed_stdin(self, source: bytes | AsyncIterator[bytes]) -> None:

@@ -61,6 +61,7 @@ CLEANUP_SECONDS = 5.0
 ENGINE_TIMEOUT_SECONDS = 10.0
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_SLAVE = 1 << 19
@@ -135,6 +136,80 @@ def _become_sandbox(request: dict[str, Any], fds: list[int]) -> None:
     os.execve(argv[0], argv, {})  # noqa: S606 - bwrap, by absolute path, no shell
 
 
+# -- the collector, forked once a sandbox has ended -------------------------------------------
+
+
+def _collect(
+    ns_fds: list[int], directory: str, out_fd: int, max_files: int, max_bytes: int
+) -> None:
+    """Join the ended sandbox's user and mount namespaces (kept alive by ``ns_fds``: no process
+    of it is left to race with) and write what ``directory`` holds to ``out_fd``, as frames:
+    a 4-byte big-endian length, a JSON header (``{"name", "kind", "size"}``), then ``size``
+    bytes for ``kind == "file"``. Links, FIFOs, devices and sockets are listed, never followed
+    or opened; past ``max_files`` entries or ``max_bytes`` of data, entries are listed as
+    ``"over"`` without their bytes."""
+    import struct
+
+    for number in (signal.SIGPIPE, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(number, signal.SIG_DFL)
+    user_fd, mnt_fd = ns_fds
+    _libc_call("setns", user_fd, CLONE_NEWUSER)
+    _libc_call("setns", mnt_fd, CLONE_NEWNS)
+    os.chdir("/")
+    state = {"files": 0, "bytes": 0}
+
+    def frame(header: dict[str, Any], data: bytes = b"") -> None:
+        encoded = json.dumps(header).encode()
+        payload = struct.pack(">I", len(encoded)) + encoded + data
+        view = memoryview(payload)
+        while view:
+            written = os.write(out_fd, view)
+            view = view[written:]
+
+    def walk(path: str, relative: str, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(path), key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in entries:
+            name = f"{relative}{entry.name}"
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            mode = info.st_mode
+            if stat_module.S_ISDIR(mode):
+                if depth < 32:
+                    walk(entry.path, f"{name}/", depth + 1)
+                continue
+            if not stat_module.S_ISREG(mode):
+                kind = "link" if stat_module.S_ISLNK(mode) else "special"
+                frame({"name": name, "kind": kind, "size": 0})
+                continue
+            over = state["files"] >= max_files or state["bytes"] + info.st_size > max_bytes
+            if over:
+                frame({"name": name, "kind": "over", "size": info.st_size})
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    data = os.read(fd, info.st_size + 1)
+                finally:
+                    os.close(fd)
+            except OSError:
+                frame({"name": name, "kind": "unreadable", "size": 0})
+                continue
+            data = data[: info.st_size]
+            state["files"] += 1
+            state["bytes"] += len(data)
+            frame({"name": name, "kind": "file", "size": len(data)}, data)
+
+    import stat as stat_module
+
+    if os.path.isdir(directory) and not os.path.islink(directory):
+        walk(directory, "", 0)
+
+
 # -- the supervisor ----------------------------------------------------------------------------
 
 
@@ -157,6 +232,12 @@ class Sandbox:
         self.reported = False
         self.container: tuple[str, str] | None = None
         """A docker container to remove if ForgeAI goes: (engine URL, id)."""
+        self.collect: dict[str, Any] | None = None
+        """``{"dir", "max_files", "max_bytes"}``: what to collect once it has ended."""
+        self.collect_fd: int | None = None
+        self.ns_fds: list[int] = []
+        """Its PID 1's user and mount namespaces, held open for the collection."""
+        self.collector: int | None = None
 
     @property
     def running(self) -> bool:
@@ -191,6 +272,8 @@ class Supervisor:
         """Running ones, by monitor pid."""
         self.owner_of_inner: dict[int, Sandbox] = {}
         self.open: set[Sandbox] = set()
+        self.collectors: set[int] = set()
+        """Children reading an ended sandbox's output (not orphans to kill)."""
         self.stopping = False
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake = wake_read
@@ -295,6 +378,9 @@ class Supervisor:
     def _spawn(self, sandbox: Sandbox, request: dict[str, Any]) -> None:
         fds, sandbox.fds = sandbox.fds, []
         sandbox.cleanup = [list(entry) for entry in request.get("cleanup", [])]
+        collect = request.get("collect")
+        if isinstance(collect, dict) and fds and len(fds) == len(request.get("targets", [])) + 1:
+            sandbox.collect, sandbox.collect_fd = collect, fds.pop()
         if len(fds) != len(request.get("targets", [])):
             for fd in fds:
                 os.close(fd)
@@ -356,8 +442,55 @@ class Supervisor:
             if isinstance(inner, int) and sandbox.status is None:
                 sandbox.inner.add(inner)
                 self.owner_of_inner[inner] = sandbox
+                if sandbox.collect is not None:
+                    self._hold_namespaces(sandbox, inner)
 
         return on_info
+
+    @staticmethod
+    def _hold_namespaces(sandbox: Sandbox, pid1: int) -> None:
+        try:
+            sandbox.ns_fds = [
+                os.open(f"/proc/{pid1}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+                for kind in ("user", "mnt")
+            ]
+        except OSError:  # gone already: nothing can be collected
+            for fd in sandbox.ns_fds:
+                os.close(fd)
+            sandbox.ns_fds = []
+
+    def _start_collector(self, sandbox: Sandbox) -> None:
+        """Once the sandbox has ended: a child that reads its output directory (the end is
+        reported when the child is done, so the output is complete by then)."""
+        out_fd, sandbox.collect_fd = sandbox.collect_fd, None
+        ns_fds, sandbox.ns_fds = sandbox.ns_fds, []
+        collect = sandbox.collect or {}
+        if out_fd is None:
+            return
+        if len(ns_fds) == 2 and not sandbox.client_gone:
+            pid = os.fork()
+            if pid == 0:
+                keep = {out_fd, *ns_fds, 0, 1, 2}
+                for name in os.listdir("/proc/self/fd"):
+                    if int(name) not in keep:
+                        with contextlib.suppress(OSError):
+                            os.close(int(name))
+                # What was written stays; a failure only ends the output early.
+                with contextlib.suppress(BaseException):
+                    _collect(
+                        ns_fds,
+                        str(collect.get("dir", "")),
+                        out_fd,
+                        int(collect.get("max_files", 1000)),
+                        int(collect.get("max_bytes", 50 * 1024 * 1024)),
+                    )
+                os._exit(0)
+            sandbox.collector = pid
+            self.collectors.add(pid)
+            sandbox.inner.add(pid)
+            self.owner_of_inner[pid] = sandbox
+        for fd in (out_fd, *ns_fds):
+            os.close(fd)
 
     # -- ending --------------------------------------------------------------------------------
 
@@ -391,6 +524,8 @@ class Supervisor:
                 sandbox.status = status
                 self._add_usage(sandbox, usage)
                 self._kill_orphans()
+                if sandbox.collect_fd is not None:
+                    self._start_collector(sandbox)
                 mine = _children(os.getpid())
                 for gone in sandbox.inner - mine:  # reaped by its monitor, not re-parented
                     sandbox.inner.discard(gone)
@@ -400,7 +535,9 @@ class Supervisor:
             owner = self.owner_of_inner.pop(pid, None)
             if owner is not None:
                 owner.inner.discard(pid)
-                self._add_usage(owner, usage)
+                self.collectors.discard(pid)
+                if pid != owner.collector:  # ForgeAI's own work is not the run's
+                    self._add_usage(owner, usage)
                 self._finish_if_done(owner)
 
     @staticmethod
@@ -411,7 +548,7 @@ class Supervisor:
     def _kill_orphans(self) -> None:
         """Any child that is not a running monitor is a sandbox's PID 1 whose monitor left."""
         for child in _children(os.getpid()):
-            if child not in self.sandboxes:
+            if child not in self.sandboxes and (self.stopping or child not in self.collectors):
                 _signal(child)
 
     def _finish_if_done(self, sandbox: Sandbox) -> None:

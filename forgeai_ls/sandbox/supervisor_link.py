@@ -194,13 +194,18 @@ def spawn(
     fds: Mapping[int, int],
     setup: Mapping[str, Any],
     cleanup: Sequence[tuple[str, str]],
+    collect: tuple[Mapping[str, Any], int] | None = None,
 ) -> SandboxChannel:
     """Have the supervisor start ``argv`` with ``fds`` (target number → our descriptor) in
     place, after ``setup`` (see ``ChildSetup.wire``). ``cleanup`` is what to remove if ForgeAI
-    dies before the sandbox ends. The caller still owns (and closes) the descriptors."""
+    dies before the sandbox ends. ``collect``: what to read from the sandbox once it has
+    ended (``{"dir", "max_files", "max_bytes"}``) and the descriptor to write it to (never
+    inside the sandbox). The caller still owns (and closes) the descriptors."""
     channel = _SUPERVISOR.open_channel()
     try:
         ours = list(fds.values())
+        if collect is not None:
+            ours.append(collect[1])
         while len(ours) > _FDS_PER_MESSAGE:  # the targets below follow the same order
             channel.send({"op": "fds"}, ours[:_FDS_PER_MESSAGE])
             ours = ours[_FDS_PER_MESSAGE:]
@@ -211,6 +216,7 @@ def spawn(
                 "targets": list(fds),
                 "setup": dict(setup),
                 "cleanup": [list(entry) for entry in cleanup],
+                **({"collect": dict(collect[0])} if collect is not None else {}),
             },
             ours,
         )

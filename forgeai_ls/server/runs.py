@@ -16,10 +16,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from forgeai_ls.artifact_files import SavedArtifact
 from forgeai_ls.dependencies.declared import DeclaredDependencies
 from forgeai_ls.dependencies.for_run import DependencyReport
 from forgeai_ls.plugins.bridge import PluginExecutor
@@ -121,10 +123,23 @@ class _OutputBatcher:
         self._pending_bytes = 0
 
 
+def artifact_store() -> Path:
+    """Where the language server keeps runs' files out: FORGEAI_HOME/artifacts/RUN/."""
+    from forgeai_ls.home import forgeai_home
+
+    return forgeai_home() / "artifacts"
+
+
+ARTIFACT_RUNS_KEPT = 50
+ARTIFACT_STORE_BYTES = 512 * 1024 * 1024
+
+
 class RunRegistry:
     def __init__(self, server: ForgeAIServer) -> None:
         self.server = server
         self._runs: dict[str, _ActiveRun] = {}
+        self.artifacts: dict[str, dict[str, SavedArtifact]] = {}
+        """The files out of recent runs, by run id and name (``forgeai.getArtifact``)."""
 
     def cancel(self, run_id: str) -> bool:
         run = self._runs.get(run_id)
@@ -211,6 +226,7 @@ class RunRegistry:
             "cancelled": False,
             "environment": environment,
             "dependencies": dependencies.model_dump(mode="json") if dependencies else None,
+            **await self._save_artifacts(run.run_id, result),
         }
         self.server.protocol.notify(FINISHED_NOTIFICATION, summary)
         self._end_progress(run, f"exit {result.exit_code if result.exit_code is not None else '-'}")
@@ -219,6 +235,27 @@ class RunRegistry:
             "stdout": result.stdout.decode(errors="replace"),
             "stderr": result.stderr.decode(errors="replace"),
             "compileFailed": result.compile_failed,
+        }
+
+    async def _save_artifacts(self, run_id: str, result: ExecutionResult) -> dict[str, Any]:
+        """The run's files out, saved under the artifact store (``artifacts: [{name, size,
+        mime, path}]``, ``artifactsSkipped``); older runs' files are pruned."""
+        from forgeai_ls.artifact_files import prune_runs, save_artifacts
+
+        found = result.artifacts
+        if found is None or found.empty:
+            return {"artifacts": [], "artifactsSkipped": []}
+        store = artifact_store()
+        saved = await asyncio.to_thread(save_artifacts, found, store / run_id)
+        await asyncio.to_thread(
+            prune_runs, store, keep_runs=ARTIFACT_RUNS_KEPT, max_bytes=ARTIFACT_STORE_BYTES
+        )
+        self.artifacts[run_id] = {item.name: item for item in saved}
+        while len(self.artifacts) > ARTIFACT_RUNS_KEPT:
+            self.artifacts.pop(next(iter(self.artifacts)))
+        return {
+            "artifacts": [item.model_dump(mode="json") for item in saved],
+            "artifactsSkipped": list(found.skipped),
         }
 
     async def _install(

@@ -320,7 +320,9 @@ def test_a_file_sees_the_modules_beside_it(tmp_path: Path) -> None:
         "import os, helper\nprint(helper.answer(), sorted(os.listdir('.')))\n"
     )
     done = forgeai("run", "main.py", cwd=tmp_path)
-    assert (done.returncode, done.stdout) == (0, b"42 ['helper.py', 'main.py']\n"), done.stderr
+    assert (done.returncode, done.stdout) == (0, b"42 ['helper.py', 'main.py', 'out']\n"), (
+        done.stderr
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids are leased only by root")

@@ -37,7 +37,9 @@ def test_neovim_end_to_end(tmp_path: Path) -> None:
     (next(venv.glob("lib/python3*/site-packages")) / "nvimdep.py").write_text("WHO = 'nvim'\n")
     program = tmp_path / "prog.py"
     program.write_text(
-        'import nvimdep\nprint(f"hello from {nvimdep.WHO}")\nraise ValueError("boom")\n'
+        'import nvimdep, os\nprint(f"hello from {nvimdep.WHO}"); '
+        "open(os.environ['FORGEAI_OUTPUT_DIR'] + '/result.txt', 'w').write('done')\n"
+        'raise ValueError("boom")\n'
     )
     report = tmp_path / "report.json"
     env = nvim_env(tmp_path, program, FORGEAI_E2E_REPORT=str(report))
@@ -64,6 +66,10 @@ def test_neovim_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert result["diagnostics"][0]["line"] == 2
     assert "ValueError: boom" in "\n".join(result["output"])
+    files_out = [line for line in result["output"] if line.startswith("file out: result.txt")]
+    assert files_out, result["output"]
+    saved = Path(files_out[0].rsplit(" → ", 1)[1])
+    assert saved.read_text() == "done"
     headers = [line for line in result["output"] if line.startswith("environment: ")]
     assert headers and all(
         line.startswith(f"environment: {venv} (Python ") and line.endswith("; nearest .venv)")

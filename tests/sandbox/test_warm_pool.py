@@ -104,7 +104,7 @@ async def test_nothing_carries_from_one_run_to_the_next(backend: NativeBackend) 
     assert result.exit_code == 0, result
     result = await warm_run(backend, request_for("python", second))
     lines = result.stdout.decode().splitlines()
-    assert lines[0] == "['main.py'] []"
+    assert lines[0] == "['main.py', 'out'] []"  # out/: the empty output directory
     assert lines[1] == "None False False"
     assert len(eval(lines[2])) <= 2  # bwrap's init and the program: no sleep from before
 

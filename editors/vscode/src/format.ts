@@ -11,6 +11,25 @@ export interface RunSummary {
   durationMs: number;
   cancelled?: boolean;
   environment?: RunEnvironment | null;
+  artifacts?: RunArtifact[];
+  artifactsSkipped?: string[];
+}
+
+/** A file the program wrote to its output directory, as the server saved it. */
+export interface RunArtifact { name: string; size: number; mime: string; path: string }
+
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/svg+xml', 'image/webp']);
+
+/** Artifacts VS Code shows itself (its image preview). */
+export function images(artifacts: RunArtifact[] | undefined): RunArtifact[] {
+  return (artifacts ?? []).filter((artifact) => IMAGE_TYPES.has(artifact.mime));
+}
+
+/** Lines listing a run's files out (and what was not copied). */
+export function artifactLines(summary: RunSummary): string[] {
+  const lines = (summary.artifacts ?? []).map((artifact) =>
+    `file out: ${artifact.name} (${artifact.mime}, ${artifact.size} bytes) → ${artifact.path}`);
+  return [...lines, ...(summary.artifactsSkipped ?? []).map((reason) => `not copied: ${reason}`)];
 }
 
 /** The project environment a run used (the server's `environment` object). */

@@ -1,7 +1,7 @@
 // The output channel (one section per run) and the status bar item while runs are going.
 import * as vscode from 'vscode';
 
-import { environmentLine, formatChunk, sectionHeader, statusText, summaryLine, type RunEnvironment, type RunSummary } from './format';
+import { artifactLines, environmentLine, formatChunk, images, sectionHeader, statusText, summaryLine, type RunEnvironment, type RunSummary } from './format';
 
 interface OutputParams { runId: string; uri: string; stream: 'stdout' | 'stderr'; text: string }
 interface StartedParams { runId: string; uri: string; environment?: RunEnvironment | null }
@@ -45,7 +45,12 @@ export class RunView implements vscode.Disposable {
     this.begin(summary.runId, summary.uri, summary.environment);
     const run = this.running.get(summary.runId)!;
     if (!run.atLineStart) this.channel.appendLine('');
+    for (const line of artifactLines(summary)) this.channel.appendLine(line);
     this.channel.appendLine(summaryLine(summary));
+    for (const image of images(summary.artifacts)) {  // plots and pictures: shown at once
+      void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(image.path),
+        { preview: true, preserveFocus: true, viewColumn: vscode.ViewColumn.Beside });
+    }
     this.running.delete(summary.runId);
     this.update();
   }

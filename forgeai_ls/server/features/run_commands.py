@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,25 @@ def register(server: ForgeAIServer) -> None:
                 declared=ls.declared_for(uri, executor, language, code),
             )
         )
+
+    @server.command("forgeai.getArtifact")
+    async def get_artifact(ls: ForgeAIServer, run_id: str, name: str) -> dict[str, Any]:
+        """A file out of a recent run, with its bytes (base64): for clients that cannot read
+        the saved path."""
+        import base64
+
+        found = ls.runs.artifacts.get(run_id, {}).get(name)
+        if found is None:
+            raise JsonRpcInvalidParams(
+                message=f"run {run_id} has no artifact {name!r} (only the last 50 runs' are kept)"
+            )
+        try:
+            data = await asyncio.to_thread(Path(found.path).read_bytes)
+        except OSError as exc:
+            raise JsonRpcInvalidParams(
+                message=f"the artifact {name!r} of run {run_id} is no longer kept ({exc.strerror})"
+            ) from None
+        return {**found.model_dump(mode="json"), "data": base64.b64encode(data).decode()}
 
     @server.command("forgeai.cancelRun")
     def cancel_run(ls: ForgeAIServer, run_id: str) -> dict[str, Any]:

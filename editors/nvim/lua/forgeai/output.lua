@@ -112,6 +112,19 @@ function M.finish(run_id, summary)
     end
   end
   state.pending[run_id] = nil
+  -- Files the program wrote to its output directory, saved by the server: announced with
+  -- their paths (open them from there).
+  if type(summary.artifacts) == 'table' then
+    for _, artifact in ipairs(summary.artifacts) do
+      append({ ('file out: %s (%s, %d bytes) → %s'):format(artifact.name, artifact.mime,
+        artifact.size, artifact.path) }, 'Directory')
+    end
+  end
+  if type(summary.artifactsSkipped) == 'table' then
+    for _, reason in ipairs(summary.artifactsSkipped) do
+      append({ 'not copied: ' .. reason }, 'WarningMsg')
+    end
+  end
   local status
   if summary.cancelled then
     status = 'stopped'

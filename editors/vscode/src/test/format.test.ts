@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { environmentLine, formatChunk, summaryLine } from '../format';
+import { artifactLines, environmentLine, formatChunk, images, summaryLine } from '../format';
 
 const base = { runId: 'r', uri: 'file:///a.py', signal: null, timedOut: false, truncated: false, durationMs: 41.6 };
 
@@ -29,4 +29,19 @@ test('the environment line names the folder, what it is and how it was found', (
   assert.equal(
     environmentLine({ kind: 'python-venv', path: '/p/.venv', foundBy: '--env', notMounted: ['/p: the project folder itself is never mounted'] }),
     'environment: /p/.venv (Python; --env; not mounted: /p: the project folder itself is never mounted)');
+});
+
+test('files out are listed, images picked for the preview', () => {
+  const artifacts = [
+    { name: 'plot.png', size: 2048, mime: 'image/png', path: '/h/.forgeai/artifacts/r/plot.png' },
+    { name: 'data.csv', size: 10, mime: 'text/csv', path: '/h/.forgeai/artifacts/r/data.csv' },
+  ];
+  const summary = { ...base, exitCode: 0, limit: null, artifacts, artifactsSkipped: ['link: a symbolic link, not followed'] };
+  assert.deepEqual(artifactLines(summary), [
+    'file out: plot.png (image/png, 2048 bytes) → /h/.forgeai/artifacts/r/plot.png',
+    'file out: data.csv (text/csv, 10 bytes) → /h/.forgeai/artifacts/r/data.csv',
+    'not copied: link: a symbolic link, not followed',
+  ]);
+  assert.deepEqual(images(artifacts).map((a) => a.name), ['plot.png']);
+  assert.deepEqual(artifactLines({ ...base, exitCode: 0, limit: null }), []);
 });
