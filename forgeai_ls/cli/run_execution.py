@@ -114,9 +114,10 @@ def select_run(options: RunOptions, manager: PluginManager) -> SelectedRun:
         )
     elif options.deps is not None:
         raise UsageError("--deps and --deps-file need the native backend")
+    here = options.cwd or Path.cwd()
     if options.out is not None:
-        check_output_dir(options.out, force=options.force)
-    out = options.out or (options.cwd or Path.cwd()) / "forgeai-out" / new_run_name()
+        check_output_dir(here / options.out, force=options.force)
+    out = here / options.out if options.out is not None else here / "forgeai-out" / new_run_name()
     return SelectedRun(
         executor,
         language,

@@ -62,6 +62,8 @@ ENGINE_TIMEOUT_SECONDS = 10.0
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
+NS_GET_USERNS = 0xB701
+"""ioctl on a namespace file: a descriptor of the user namespace that owns it."""
 MS_BIND = 4096
 MS_REC = 16384
 MS_SLAVE = 1 << 19
@@ -238,6 +240,8 @@ class Sandbox:
         self.ns_fds: list[int] = []
         """Its PID 1's user and mount namespaces, held open for the collection."""
         self.collector: int | None = None
+        self.block_fd: int | None = None
+        """Holds the program back until its namespaces are held (``--block-fd``)."""
 
     @property
     def running(self) -> bool:
@@ -397,6 +401,14 @@ class Supervisor:
             "targets": [*request["targets"], info_target],
         }
         fds = [*fds, info_write]
+        if sandbox.collect is not None:
+            # The program waits (bwrap --block-fd) until the namespaces are held: however
+            # short it is, its output directory outlives it.
+            block_read, sandbox.block_fd = os.pipe2(os.O_CLOEXEC)
+            block_target = info_target + 1
+            request["argv"][1:1] = ["--block-fd", str(block_target)]
+            request["targets"] = [*request["targets"], block_target]
+            fds = [*fds, block_read]
         report_read, report_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
@@ -416,6 +428,7 @@ class Supervisor:
         os.close(report_read)
         if chunks:
             os.close(info_read)
+            self._unblock(sandbox)
             os.waitpid(pid, 0)
             error = b"".join(chunks).decode(errors="replace")
             self._send(sandbox, {"error": error})
@@ -438,26 +451,41 @@ class Supervisor:
             try:
                 inner = json.loads(bytes(info)).get("child-pid")
             except (ValueError, AttributeError):
-                return
+                inner = None
             if isinstance(inner, int) and sandbox.status is None:
                 sandbox.inner.add(inner)
                 self.owner_of_inner[inner] = sandbox
                 if sandbox.collect is not None:
                     self._hold_namespaces(sandbox, inner)
+            self._unblock(sandbox)
 
         return on_info
 
     @staticmethod
+    def _unblock(sandbox: Sandbox) -> None:
+        """Let the program start (or, closed, let bwrap go on to its end)."""
+        if sandbox.block_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(sandbox.block_fd, b"g")
+            os.close(sandbox.block_fd)
+            sandbox.block_fd = None
+
+    @staticmethod
     def _hold_namespaces(sandbox: Sandbox, pid1: int) -> None:
+        """Hold PID 1's mount namespace (it has it from its clone) and the user namespace
+        that owns it (asked of the mount namespace: PID 1 may already have moved on into a
+        nested one, which could not enter it)."""
         try:
-            sandbox.ns_fds = [
-                os.open(f"/proc/{pid1}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-                for kind in ("user", "mnt")
-            ]
+            mnt_fd = os.open(f"/proc/{pid1}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:  # gone already: nothing can be collected
-            for fd in sandbox.ns_fds:
-                os.close(fd)
-            sandbox.ns_fds = []
+            return
+        try:
+            user_fd = fcntl.ioctl(mnt_fd, NS_GET_USERNS)
+        except OSError:
+            os.close(mnt_fd)
+            return
+        os.set_inheritable(user_fd, False)
+        sandbox.ns_fds = [user_fd, mnt_fd]
 
     def _start_collector(self, sandbox: Sandbox) -> None:
         """Once the sandbox has ended: a child that reads its output directory (the end is
@@ -521,6 +549,7 @@ class Supervisor:
                 return
             sandbox = self.sandboxes.pop(pid, None)
             if sandbox is not None:
+                self._unblock(sandbox)
                 sandbox.status = status
                 self._add_usage(sandbox, usage)
                 self._kill_orphans()

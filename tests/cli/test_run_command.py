@@ -540,3 +540,48 @@ def test_an_allow_list_entry_that_is_not_a_host_is_one_clear_line(
     assert done.returncode == 125 and done.stdout == b""
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and fragment in done.stderr, lines
+
+
+WRITES_FILES = (
+    "import os\nout = os.environ['FORGEAI_OUTPUT_DIR']\n"
+    "open(out + '/table.csv', 'w').write('a,b\\n')\n"
+    "os.makedirs(out + '/img'); open(out + '/img/p.svg', 'w').write('<svg/>')\n"
+    "os.symlink('/etc/passwd', out + '/link')\n"
+)
+
+
+def test_files_out_come_back_to_a_folder_of_the_run(tmp_path: Path) -> None:
+    """By default ./forgeai-out/RUN/ (made only when there are files); said on stderr, listed
+    in --json; a link is reported, never followed."""
+    done = forgeai("run", "-l", "python", "-c", "print(1)", cwd=tmp_path)
+    assert done.returncode == 0 and not (tmp_path / "forgeai-out").exists()
+    done = forgeai("run", "-l", "python", "-c", WRITES_FILES, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "forgeai-out").iterdir()
+    assert (run_dir / "table.csv").read_text() == "a,b\n"
+    assert (run_dir / "img" / "p.svg").read_text() == "<svg/>"
+    assert not (run_dir / "link").exists()
+    stderr = done.stderr.decode()
+    assert f"forgeai: 2 files out in {run_dir}/: img/p.svg, table.csv" in stderr
+    assert "forgeai: not copied: link: a symbolic link, not followed" in stderr
+    done = forgeai(
+        "run", "--out", "mine", "--json", "-l", "python", "-c", WRITES_FILES, cwd=tmp_path
+    )
+    document = json.loads(done.stdout)
+    assert [a["name"] for a in document["artifacts"]] == ["img/p.svg", "table.csv"]
+    assert document["artifacts"][0]["mime"] == "image/svg+xml"
+    assert document["artifacts"][1]["path"] == str(tmp_path / "mine" / "table.csv")
+    assert document["artifacts_skipped"] == ["link: a symbolic link, not followed"]
+
+
+def test_out_never_overwrites_without_force(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.csv").write_text("precious")
+    done = forgeai("run", "--out", "results", "-l", "python", "-c", WRITES_FILES, cwd=tmp_path)
+    assert done.returncode == 125 and b"FORGEAI-E150" in done.stderr and done.stdout == b""
+    assert (tmp_path / "results" / "table.csv").read_text() == "precious"
+    done = forgeai(
+        "run", "--out", "results", "--force", "-l", "python", "-c", WRITES_FILES, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results" / "table.csv").read_text() == "a,b\n"

@@ -85,3 +85,45 @@ async def test_a_compiled_program_writes_files_out_too() -> None:
     assert result.exit_code == 0, result.stderr
     assert result.artifacts is not None
     assert [(a.name, a.data) for a in result.artifacts.files] == [("report.txt", b"from C\n")]
+
+
+async def test_a_program_that_ends_at_once_still_gives_back_its_files() -> None:
+    """However short the program, its output directory outlives it (the sandbox waits until
+    its namespaces are held before the program starts)."""
+    for attempt in range(15):
+        result = await run_code("bash", f'echo {attempt} > "$FORGEAI_OUTPUT_DIR/n.txt"')
+        assert result.exit_code == 0, result.stderr
+        assert result.artifacts is not None
+        assert [(a.name, a.data) for a in result.artifacts.files] == [
+            ("n.txt", f"{attempt}\n".encode())
+        ]
+
+
+async def test_cold_and_warm_runs_started_together_both_give_back_their_files() -> None:
+    """A warm slot that starts while a cold run goes (bwrap moves PID 1 into a nested user
+    namespace at its own pace): each sandbox's output directory is found again."""
+    import tempfile
+    from pathlib import Path
+
+    from forgeai_ls.plugins.manager import ManagerConfig, PluginManager
+    from forgeai_ls.sandbox import NativeBackend, final_result
+    from forgeai_ls.sandbox.warm_pool import PoolSettings
+
+    backend = NativeBackend(pools=PoolSettings(size=1))
+    with tempfile.TemporaryDirectory() as home:
+        manager = PluginManager(backend, ManagerConfig(home=Path(home)))
+        manager.load_all()
+        executor, name = manager.get_executor("python")
+        language = executor.language(name)
+        code = "import os\nopen(os.environ['FORGEAI_OUTPUT_DIR'] + '/n.txt', 'w').write('1')\n"
+        try:
+            for _ in range(3):
+                cold = await final_result(language.stream(code))  # its slot starts meanwhile
+                assert await backend.wait_warm(language.build_request(code)) == 1
+                warm = await final_result(language.stream(code))
+                for result in (cold, warm):
+                    assert result.artifacts is not None
+                    assert [a.name for a in result.artifacts.files] == ["n.txt"], result
+                backend.close()
+        finally:
+            backend.close()
