@@ -6,6 +6,9 @@ Layout inside the sandbox:
   read-only at their own path;
 - ``/work`` (the program's files, working directory) and ``/tmp``: memory-backed, size-capped;
 - ``/build``: the compile step's output directory (writable while compiling, read-only after);
+- ``/work/out`` in a run step: its output directory (``artifacts``);
+- a request's host mounts (a project environment; ``/node_modules``), read-only, and with an
+  allow-list the egress proxy's socket (``egress_proxy``);
 - fresh ``/proc`` and ``/dev`` (with a size-capped ``/dev/shm``); everything else absent;
 - root remounted read-only, so nothing else is writable.
 """
