@@ -444,7 +444,7 @@ def test_a_file_runs_in_its_projects_venv(tmp_path: Path) -> None:
         str(venv),
         "nearest .venv",
     )
-    assert {"source": str(venv), "target": str(venv)} in environment["mounts"]
+    assert {"source": str(venv), "target": str(venv), "writable": False} in environment["mounts"]
 
     done = forgeai("run", "--no-project-env", "app/main.py", cwd=tmp_path)
     assert done.returncode == 1 and b"No module named 'projdep'" in done.stderr

@@ -66,7 +66,7 @@ def no_environments(cache: EnvironmentCache) -> bool:
     """Nothing a run could use, nothing half-built."""
     if not cache.root.exists():
         return True
-    return not [p for p in cache.root.iterdir() if not p.name.startswith(".locks")]
+    return not [p for p in cache.root.iterdir() if p.name not in (".locks", ".versions.json")]
 
 
 async def test_installed_once_then_from_the_cache(index_url: str, tmp_path: Path) -> None:

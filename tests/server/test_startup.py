@@ -160,6 +160,8 @@ async def test_a_wrong_cache_only_ever_shows_lenses_and_is_corrected(tmp_path: P
 
 
 def _bwrap_children(pid: int) -> list[psutil.Process]:
+    """The server's sandboxes (bwrap with ForgeAI's status descriptor: not the start-up
+    diagnosis's `bwrap --version` and user-namespace probe)."""
     try:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -167,7 +169,7 @@ def _bwrap_children(pid: int) -> list[psutil.Process]:
     found = []
     for child in children:
         try:
-            if child.name() == "bwrap":
+            if child.name() == "bwrap" and "--json-status-fd" in child.cmdline():
                 found.append(child)
         except psutil.NoSuchProcess:
             continue
