@@ -174,6 +174,10 @@ async def main(runs: int, endurance_runs: int) -> dict[str, object]:
     figures["registry_list_search_1000"] = registry.list_and_search()
     figures["docker_latency"] = await docker.docker_latency(runs)
     figures["egress_proxy"] = await real_code.egress_latency()
+    figures["dependencies_first_install"] = await asyncio.to_thread(real_code.first_install)
+    figures["dependencies_cached_cli"] = await asyncio.to_thread(
+        real_code.cached_dependencies_cli, runs
+    )
     return figures
 
 
@@ -191,6 +195,8 @@ def headline(figures: dict[str, Any]) -> list[dict[str, str]]:
     burst = figures["server_run_selection_back_to_back"]
     startup = figures["cli_startup"]
     egress = figures["egress_proxy"]
+    install = figures["dependencies_first_install"]
+    cached = figures["dependencies_cached_cli"]
     lsp_ratio = lsp["p50_ms"] / warm["warm_ms"]
 
     def row(name: str, value: str, baseline: str, ratio: str, target: str, met: bool | None):
@@ -237,6 +243,12 @@ def headline(figures: dict[str, Any]) -> list[dict[str, str]]:
         row("14c HTTP request through the allow-list proxy",
             f"p50 {egress['proxy_p50_ms']:.2f} ms", f"direct {egress['direct_p50_ms']:.2f} ms",
             f"+{egress['added_p50_ms']:.2f} ms", "<= +1 ms", egress["added_p50_ms"] <= 1.0),
+        row("14a forgeai run, PEP 723 deps cached", f"{cached['with_cached_deps_ms']:.1f} ms",
+            f"no deps {cached['no_deps_ms']:.1f} ms", f"{cached['ratio']:.2f}x", "<= 1.2x",
+            cached["ratio"] <= 1.2),
+        row("14b first install, 4 packages, local index", f"{install['forgeai_ms']:.0f} ms",
+            f"bare uv {install['bare_uv_ms']:.0f} ms", f"{install['ratio']:.2f}x", "<= 1.5x",
+            install["ratio"] <= 1.5),
         row(f"8 {int(soak['runs'])} runs through the server", f"fds {soak['before_fds']:.0f}"
             f"->{soak['after_fds']:.0f}, children {soak['before_children']:.0f}->"
             f"{soak['after_children']:.0f}, RSS {soak['before_rss_mib']:.0f}->"

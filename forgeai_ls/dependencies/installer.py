@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -69,24 +70,34 @@ _SCRIPT = """set -e
 Progress = Callable[[str], None]
 
 
+_answers: dict[str, str] = {}
+
+
+def _entry(executable: str) -> str:
+    stat = os.stat(executable)
+    return f"{executable}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def _asked_once(memo: Path, argv: list[str]) -> str:
     """The output of ``argv`` (a tool saying its version), remembered in ``memo`` for as long
     as the executable is unchanged (same path, size and modification time): a cached run
     starts no process to learn it again."""
-    stat = os.stat(argv[0])
-    entry = f"{argv[0]}|{stat.st_size}|{stat.st_mtime_ns}"
+    entry = _entry(argv[0])
+    if entry in _answers:
+        return _answers[entry]
     try:
         known = json.loads(memo.read_text())
     except (OSError, ValueError):
         known = {}
     if isinstance(known, dict) and isinstance(known.get(entry), str):
-        return str(known[entry])
+        _answers[entry] = str(known[entry])
+        return _answers[entry]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     answer = done.stdout.strip()
     if done.returncode != 0 or not answer:
         raise ToolchainNotFoundError(f"{argv[0]} did not say its version: {done.stderr[-200:]}")
     known = known if isinstance(known, dict) else {}
-    known[entry] = answer
+    known[entry] = _answers[entry] = answer
     with contextlib.suppress(OSError):
         memo.parent.mkdir(parents=True, exist_ok=True)
         scratch = memo.with_name(f"{memo.name}.{os.getpid()}")
@@ -100,6 +111,7 @@ def _interpreter_version(executable: str, cache: EnvironmentCache) -> str:
     return _asked_once(cache.root / ".versions.json", [executable, "-I", "-S", "-c", script])
 
 
+@functools.cache
 def uv_binary() -> str:
     """The uv executable of ForgeAI's pinned ``uv`` dependency."""
     try:
@@ -133,7 +145,9 @@ async def prepare_environment(
     installed first when it is not cached yet."""
     resolved = backend.resolver.resolve(python)
     interpreter = resolved.executable
-    version = await asyncio.to_thread(_interpreter_version, interpreter, cache)
+    version = _answers.get(_entry(interpreter)) or ""
+    if not version:
+        version = await asyncio.to_thread(_interpreter_version, interpreter, cache)
     if declared.requires_python and Version(version) not in SpecifierSet(declared.requires_python):
         raise DependencyConflictError(
             f"the {declared.source} requires Python {declared.requires_python}; "
@@ -147,13 +161,27 @@ async def prepare_environment(
         interpreter=interpreter,
         python_version=version,
         index=index.url,
-        installer=await asyncio.to_thread(_uv_version, uv, cache),
+        installer=_answers.get(_entry(uv))
+        or await asyncio.to_thread(_uv_version, uv, cache)
+        or "uv",
     )
     found_by = f"dependencies of the {declared.source}"
     folder = cache.lookup(key)
     if folder is None:
         folder = await _install(declared, key, backend, cache, index, uv, progress)
-    return inspect_python(folder, found_by)
+    return _inspected(folder, found_by)
+
+
+_seen: dict[tuple[Path, str], ProjectEnvironment] = {}
+
+
+def _inspected(folder: Path, found_by: str) -> ProjectEnvironment:
+    """The cached environment as a run uses it (worked out once per environment: a cached
+    environment never changes under its key)."""
+    known = _seen.get((folder, found_by))
+    if known is None:
+        known = _seen[(folder, found_by)] = inspect_python(folder, found_by)
+    return known
 
 
 async def _install(

@@ -16,6 +16,7 @@ import pwd
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,11 +122,21 @@ _USER_DATA_MARKERS = (
 """Found in a would-be toolchain prefix, these mean it holds a user's data."""
 
 
-def _homes() -> set[Path]:
+_HOMES_SECONDS = 60.0
+_homes_seen: tuple[float, frozenset[Path]] = (-_HOMES_SECONDS, frozenset())
+
+
+def _homes() -> frozenset[Path]:
+    """Every user's home directory (the password database, read at most once a minute)."""
+    global _homes_seen
+    now = time.monotonic()
+    if now - _homes_seen[0] < _HOMES_SECONDS:
+        return _homes_seen[1]
     homes = {Path.home()}
     with contextlib.suppress(KeyError, OSError):
         homes.update(Path(entry.pw_dir) for entry in pwd.getpwall() if entry.pw_dir)
-    return homes
+    _homes_seen = (now, frozenset(homes))
+    return _homes_seen[1]
 
 
 def holds_other_data(root: Path) -> bool:
