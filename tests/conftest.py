@@ -66,7 +66,7 @@ async def run_code(
             request = executor.build_request(
                 code, limits=limits, stdin=stdin, environment=environment, egress=egress
             )
-            if request.warm is not None:
+            if _BACKEND.can_warm(request):
                 _BACKEND.prewarm(request)
                 assert await _BACKEND.wait_warm(request) == 1, "no warm slot became ready"
         return await final_result(

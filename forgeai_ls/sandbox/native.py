@@ -101,6 +101,11 @@ class NativeBackend:
         if recipe is not None and self.pools is not None:
             self.pools.prewarm(recipe)
 
+    def can_warm(self, request: SandboxRequest) -> bool:
+        """Requests like this one can be served by warm slots (pools on, a warm start, no
+        allow-list, no read-only files...)."""
+        return self._recipe(request) is not None
+
     async def wait_warm(self, request: SandboxRequest, count: int = 1) -> int:
         """Wait until ``count`` warm slots for requests like this one are ready."""
         recipe = self._recipe(request)
