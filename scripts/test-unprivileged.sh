@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Run the sandbox battery as an unprivileged user with no systemd user manager: no cgroups,
-# rlimits only (the limit tests check that and the notice saying so), user namespaces.
+# rlimits only (the limit tests check that and the notice saying so), user namespaces. What
+# differs for a normal user lives in the sandbox layer and the CLI (no staging, no leased uid,
+# rlimits, the notice): their tests, the editors' and the code plugins', and the server's
+# start-up (its warning). The server's other tests drive the same backend and run as root.
 # Needs root (creates the user). The checkout is copied to a world-readable place and given a
 # virtual environment built from the system Python, which that user can execute.
 set -euo pipefail
@@ -24,4 +27,5 @@ chmod -R a+rX "$copy"
 chmod 755 "$copy"
 cd "$copy"
 runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
-  PYTHONDONTWRITEBYTECODE=1 FORGEAI_EXPECT_LIMITS=rlimits .venv/bin/python -m pytest -q -p no:cacheprovider -m sandbox -rs
+  PYTHONDONTWRITEBYTECODE=1 FORGEAI_EXPECT_LIMITS=rlimits .venv/bin/python -m pytest -q -p no:cacheprovider -m sandbox -rs \
+  tests/sandbox tests/cli tests/plugins tests/editors tests/server/test_startup.py

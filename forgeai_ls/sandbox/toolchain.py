@@ -127,16 +127,16 @@ _homes_seen: tuple[float, frozenset[Path]] = (-_HOMES_SECONDS, frozenset())
 
 
 def _homes() -> frozenset[Path]:
-    """Every user's home directory (the password database, read at most once a minute)."""
+    """This user's home ($HOME, as it is now) and every user's in the password database
+    (read at most once a minute)."""
     global _homes_seen
     now = time.monotonic()
-    if now - _homes_seen[0] < _HOMES_SECONDS:
-        return _homes_seen[1]
-    homes = {Path.home()}
-    with contextlib.suppress(KeyError, OSError):
-        homes.update(Path(entry.pw_dir) for entry in pwd.getpwall() if entry.pw_dir)
-    _homes_seen = (now, frozenset(homes))
-    return _homes_seen[1]
+    if now - _homes_seen[0] >= _HOMES_SECONDS:
+        found: set[Path] = set()
+        with contextlib.suppress(KeyError, OSError):
+            found.update(Path(entry.pw_dir) for entry in pwd.getpwall() if entry.pw_dir)
+        _homes_seen = (now, frozenset(found))
+    return _homes_seen[1] | {Path.home()}
 
 
 def holds_other_data(root: Path) -> bool:
