@@ -18,7 +18,8 @@ def normal_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells (``[::1]`` too), or None for a name."""
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -43,7 +44,7 @@ class EgressRule(BaseModel):
             return False
         if self.host.startswith("*."):
             return host.endswith(self.host[1:]) and len(host) > len(self.host) - 1
-        wanted, given = _ip(self.host), _ip(host)
+        wanted, given = ip_literal(self.host), ip_literal(host)
         if wanted is not None or given is not None:
             return wanted is not None and wanted == given
         return host == self.host
@@ -51,7 +52,7 @@ class EgressRule(BaseModel):
     @property
     def local(self) -> bool:
         """Names this machine itself (``localhost``, a loopback address)."""
-        address = _ip(self.host)
+        address = ip_literal(self.host)
         return self.host == "localhost" or (address is not None and local_address(address))
 
     def __str__(self) -> str:
@@ -123,7 +124,7 @@ def _parse_entry(entry: str, source: str) -> EgressRule:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise refuse(f"port {port_text!r} is not a number from 1 to 65535")
         port = int(port_text)
-    address = _ip(host)
+    address = ip_literal(host)
     if address is not None:
         return EgressRule(host=str(address), port=port)
     if ":" in host:

@@ -24,7 +24,13 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forgeai_ls.sandbox.egress_policy import EgressPolicy, NetworkReport, local_address, normal_host
+from forgeai_ls.sandbox.egress_policy import (
+    EgressPolicy,
+    NetworkReport,
+    ip_literal,
+    local_address,
+    normal_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +182,7 @@ class EgressProxy:
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Resolve (only now, the host being allowed) and connect to a checked address."""
-        literal = _literal_address(host)
+        literal = ip_literal(host)
         candidates: list[tuple[int, int, str]]  # (family, proto, address)
         if literal is not None:  # an address: no lookup to make
             kind = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
@@ -205,13 +211,6 @@ class EgressProxy:
             except OSError as exc:
                 error = exc
         raise error or OSError(f"{host} has no address")
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes:

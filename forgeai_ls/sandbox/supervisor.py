@@ -150,6 +150,7 @@ def _collect(
     bytes for ``kind == "file"``. Links, FIFOs, devices and sockets are listed, never followed
     or opened; past ``max_files`` entries or ``max_bytes`` of data, entries are listed as
     ``"over"`` without their bytes."""
+    import stat as stat_module
     import struct
 
     for number in (signal.SIGPIPE, signal.SIGTERM, signal.SIGCHLD):
@@ -205,8 +206,6 @@ def _collect(
             state["files"] += 1
             state["bytes"] += len(data)
             frame({"name": name, "kind": "file", "size": len(data)}, data)
-
-    import stat as stat_module
 
     if os.path.isdir(directory) and not os.path.islink(directory):
         walk(directory, "", 0)
